@@ -31,7 +31,10 @@ class AlgorithmConfig:
     p_floor: float = 0.01
 
     def __post_init__(self):
-        get_loss(self.name)  # unknown names fail here, naming the choices
+        try:
+            get_loss(self.name)
+        except ValueError as err:
+            raise ValueError(f"algo.name: {err}") from None
         if self.controls_scope not in ("batch", "group"):
             raise ValueError(f"algo.controls_scope must be 'batch' or 'group', got {self.controls_scope!r}")
         if not 0 <= self.eps_min <= self.eps_max:

@@ -1,0 +1,116 @@
+"""The typed run configuration. Every field is settable from a YAML preset or ``section.field=value``."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..algorithms import AlgorithmConfig
+
+
+class ConfigError(ValueError):
+    """A bad key or value, named by its dotted path."""
+
+
+@dataclass
+class ModelConfig:
+    path: str = ""  # a Hugging Face directory; "" builds and uses the embedded tiny model
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+
+@dataclass
+class TaskConfig:
+    reward: str = "arithmetic"  # a built-in reward name or "package.module:function"
+    dataset: str = "arithmetic"  # "arithmetic" (synthetic) or a data file / hub name
+    num_problems: int = 4096  # size of the synthetic training set
+    max_operand: int = 9
+    seed: int = 0
+
+
+@dataclass
+class RolloutConfig:
+    group_size: int = 8  # G responses per prompt
+    prompts_per_step: int = 16  # groups in one learner batch
+    max_new_tokens: int = 4
+    temperature: float = 1.0
+    top_p: float = 1.0
+    # Policy versions a consumed group may lag behind the learner: 0 is synchronous on-policy.
+    max_staleness: int = 0
+    prompts_per_call: int = 8  # prompts per generate call; a weight swap waits at most one call
+    num_generators: int = 1
+    generator_num_cpus: float = 1.0
+    generator_num_gpus: float = 0.0
+    tensor_parallel_size: int = 1
+    kv_cache_gib: float = 1.0
+    gpu_memory_utilization: float = 0.1  # on CPU vLLM reads this as a share of host RAM
+    num_verifiers: int = 1
+    verifier_processes: int = 1
+    verifier_timeout_s: float = 5.0
+
+
+@dataclass
+class TrainerConfig:
+    max_steps: int = 40
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ppo_epochs: int = 1
+    mini_batch_size: int = 128  # sequences per optimizer step, over all learner workers
+    num_workers: int = 1
+    use_gpu: bool = False
+    cpus_per_worker: float = 1.0
+    zero_stage: int = 2
+    recompute_old_logprobs: bool = True  # False: use the generators' behaviour log-probs
+    weight_sync_every: int = 1
+    weight_sync_timeout_s: float = 300.0
+    weight_sync_bucket_mb: int = 64
+    seed: int = 0
+    output_dir: str = "runs"
+
+
+@dataclass
+class TrackingConfig:
+    experiment: str = "apmpo-ray"
+    tracking_uri: str = ""  # "" = $MLFLOW_TRACKING_URI, else ./mlruns
+    run_name: str = ""
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    algo: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    def validate(self) -> "Config":
+        r, t = self.rollout, self.trainer
+        positive = {"rollout.group_size": r.group_size, "rollout.prompts_per_step": r.prompts_per_step,
+                    "rollout.max_new_tokens": r.max_new_tokens, "rollout.prompts_per_call": r.prompts_per_call,
+                    "rollout.num_generators": r.num_generators, "rollout.num_verifiers": r.num_verifiers,
+                    "rollout.verifier_processes": r.verifier_processes, "trainer.max_steps": t.max_steps,
+                    "trainer.ppo_epochs": t.ppo_epochs, "trainer.mini_batch_size": t.mini_batch_size,
+                    "trainer.num_workers": t.num_workers, "trainer.weight_sync_every": t.weight_sync_every}
+        for key, value in positive.items():
+            if value < 1:
+                raise ConfigError(f"{key} must be >= 1, got {value}")
+        if r.max_staleness < 0:
+            raise ConfigError(f"rollout.max_staleness must be >= 0, got {r.max_staleness}")
+        if r.group_size < 2:
+            raise ConfigError("rollout.group_size must be >= 2: group-relative advantages need two responses")
+        if t.zero_stage not in (0, 1, 2, 3):
+            raise ConfigError(f"trainer.zero_stage must be 0, 1, 2 or 3, got {t.zero_stage}")
+        batch = r.group_size * r.prompts_per_step
+        if t.mini_batch_size > batch or batch % t.mini_batch_size:
+            raise ConfigError(f"trainer.mini_batch_size ({t.mini_batch_size}) must divide the batch of "
+                              f"rollout.group_size x rollout.prompts_per_step = {batch} sequences")
+        if t.mini_batch_size % t.num_workers:
+            raise ConfigError(f"trainer.mini_batch_size ({t.mini_batch_size}) must be a multiple of "
+                              f"trainer.num_workers ({t.num_workers})")
+        if t.weight_sync_every > r.max_staleness + 1:
+            raise ConfigError(
+                f"trainer.weight_sync_every={t.weight_sync_every} exceeds rollout.max_staleness+1="
+                f"{r.max_staleness + 1}: generators would never be allowed to produce the next batch")
+        if not 0 < r.temperature:
+            raise ConfigError(f"rollout.temperature must be > 0, got {r.temperature}")
+        return self
