@@ -11,7 +11,8 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 
-from .schema import Config, ConfigError
+from .errors import ConfigError
+from .schema import Config
 
 PRESET_DIR = Path(__file__).resolve().parents[2] / "jobs" / "configs"
 DEFAULT_PRESET = "tiny_cpu"

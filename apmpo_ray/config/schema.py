@@ -5,25 +5,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..algorithms import AlgorithmConfig
-
-
-class ConfigError(ValueError):
-    """A bad key or value, named by its dotted path."""
+from .errors import ConfigError
+from .task import EvalConfig, TaskConfig
 
 
 @dataclass
 class ModelConfig:
     path: str = ""  # a Hugging Face directory; "" builds and uses the embedded tiny model
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-
-
-@dataclass
-class TaskConfig:
-    reward: str = "arithmetic"  # a built-in reward name or "package.module:function"
-    dataset: str = "arithmetic"  # "arithmetic" (synthetic) or a data file / hub name
-    num_problems: int = 4096  # size of the synthetic training set
-    max_operand: int = 9
-    seed: int = 0
 
 
 @dataclass
@@ -82,6 +71,7 @@ class Config:
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def validate(self) -> "Config":
         r, t = self.rollout, self.trainer
