@@ -56,11 +56,31 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
     if annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-6" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         raise ConfigError(f"{key}: expected a number, got {value!r}")
     if annotation is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
         raise ConfigError(f"{key}: expected a string, got {value!r}")
+    if origin is list:
+        # A lone scalar is a one-entry list, so `eval.benchmarks=math500=data/m.jsonl` works on a command line.
+        if isinstance(value, list):
+            items = value
+        elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            items = [value]
+        else:
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item_type,) = get_args(annotation) or (Any,)
+        return [_coerce(f"{key}[{i}]", item, item_type) for i, item in enumerate(items)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping of name: value, got {value!r}")
+        key_type, value_type = get_args(annotation) or (Any, Any)
+        return {_coerce(f"{key} (a key)", k, key_type): _coerce(f"{key}.{k}", v, value_type) for k, v in value.items()}
     return value
 
 

@@ -44,12 +44,15 @@ class TrainerConfig:
     grad_clip: float = 1.0
     ppo_epochs: int = 1
     mini_batch_size: int = 128  # sequences per optimizer step, over all learner workers
+    micro_batch_size: int = 0  # sequences per forward/backward on one worker; 0 = the whole per-worker mini-batch
+    bf16: bool = True  # on GPUs; CPU training is float32
     num_workers: int = 1
     use_gpu: bool = False
     cpus_per_worker: float = 1.0
     zero_stage: int = 2
     recompute_old_logprobs: bool = True  # False: use the generators' behaviour log-probs
     weight_sync_every: int = 1
+    weight_sync_backend: Literal["auto", "gloo", "nccl"] = "auto"  # auto: NCCL on GPUs, gloo on CPU
     weight_sync_timeout_s: float = 300.0
     weight_sync_bucket_mb: int = 64
     seed: int = 0

@@ -1,0 +1,87 @@
+"""Rollout groups -> padded tensors the learner trains on.
+
+Sequences are ``prompt + response``, right-padded. Token log-probs live on the shifted grid
+``[N, L-1]``: position j holds log π(x_{j+1} | x_{≤j}), so a response occupying positions
+P..P+R-1 of the sequence is scored at positions P-1..P+R-2.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Optional, Sequence
+
+import torch
+
+from ..rollout.types import RolloutGroup
+
+
+@dataclass
+class TrainBatch:
+    input_ids: torch.Tensor  # [N, L] long
+    attention_mask: torch.Tensor  # [N, L] long
+    response_mask: torch.Tensor  # [N, L-1] float, 1 on response tokens
+    behaviour_logprobs: torch.Tensor  # [N, L-1] from the generators, 0 off the response
+    rewards: torch.Tensor  # [N]
+    advantages: Optional[torch.Tensor] = None  # [N]
+    old_logprobs: Optional[torch.Tensor] = None  # [N, L-1]
+    ref_logprobs: Optional[torch.Tensor] = None  # [N, L-1]
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    def select(self, rows: torch.Tensor | Sequence[int]) -> "TrainBatch":
+        """The rows ``rows``, trimmed to the longest remaining sequence so short batches run fast."""
+        rows = torch.as_tensor(rows, dtype=torch.long)
+        picked = {f.name: (None if getattr(self, f.name) is None else getattr(self, f.name)[rows])
+                  for f in fields(self)}
+        width = int(picked["attention_mask"].sum(dim=1).max())
+        for name, value in picked.items():
+            if value is not None and value.dim() == 2:
+                picked[name] = value[:, : width - (0 if value.shape[1] == self.input_ids.shape[1] else 1)]
+        return TrainBatch(**picked)
+
+    def with_(self, **changes) -> "TrainBatch":
+        return replace(self, **changes)
+
+
+def build_batch(groups: Sequence[RolloutGroup], pad_id: int) -> TrainBatch:
+    """Flatten groups in order (group g's samples are rows g·G .. g·G+G-1)."""
+    rows = [(g.prompt.prompt_ids, s) for g in groups for s in g.samples]
+    if not rows:
+        raise ValueError("cannot build a training batch from no samples")
+    width = max(len(p) + len(s.response_ids) for p, s in rows)
+    n = len(rows)
+    input_ids = torch.full((n, width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((n, width), dtype=torch.long)
+    response_mask = torch.zeros((n, width - 1))
+    behaviour = torch.zeros((n, width - 1))
+    rewards = torch.empty(n)
+    for row, (prompt_ids, sample) in enumerate(rows):
+        p, r = len(prompt_ids), len(sample.response_ids)
+        if r == 0:
+            raise ValueError(f"sample {row} of the batch has an empty response")
+        if len(sample.logprobs) != r:
+            raise ValueError(f"sample {row}: {len(sample.logprobs)} log-probs for {r} response tokens")
+        input_ids[row, : p + r] = torch.tensor(list(prompt_ids) + list(sample.response_ids))
+        attention_mask[row, : p + r] = 1
+        response_mask[row, p - 1: p + r - 1] = 1
+        behaviour[row, p - 1: p + r - 1] = torch.tensor(sample.logprobs, dtype=behaviour.dtype)
+        rewards[row] = sample.reward
+    return TrainBatch(input_ids, attention_mask, response_mask, behaviour, rewards)
+
+
+def token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, temperature: float = 1.0,
+                   with_entropy: bool = False):
+    """log π(x_{j+1} | x_{≤j}) on the shifted grid, and optionally the entropy of each prediction.
+
+    Dividing by the sampling temperature scores tokens under the distribution they were drawn from.
+    """
+    logits = logits[:, :-1].float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    log_z = torch.logsumexp(logits, dim=-1)
+    picked = torch.gather(logits, -1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1) - log_z
+    if not with_entropy:
+        return picked, None
+    probs = torch.softmax(logits, dim=-1)
+    entropy = log_z - (probs * logits).sum(dim=-1)
+    return picked, entropy

@@ -1,0 +1,171 @@
+"""The trained policy: a Hugging Face causal LM inside a DeepSpeed engine, plus its frozen reference.
+
+A plain class (no Ray) so the update is testable in one process; the Ray Train loop wraps it.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Iterator
+
+import torch
+
+from ..algorithms import AlgorithmConfig, get_loss, kl_penalty
+from ..config import TrainerConfig
+from .batch import TrainBatch, token_logprobs
+
+
+def deepspeed_config(trainer: TrainerConfig, world_size: int, micro_batch: int) -> dict:
+    return {
+        "train_batch_size": trainer.mini_batch_size,
+        "train_micro_batch_size_per_gpu": micro_batch,
+        "gradient_accumulation_steps": trainer.mini_batch_size // (micro_batch * world_size),
+        "gradient_clipping": trainer.grad_clip,
+        "zero_optimization": {"stage": trainer.zero_stage},
+        # The client optimizer is torch's AdamW: DeepSpeed's fused CPU Adam would need a compiler at start.
+        "zero_allow_untested_optimizer": True,
+        "bf16": {"enabled": trainer_dtype(trainer) == torch.bfloat16},
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+    }
+
+
+def trainer_dtype(trainer: TrainerConfig) -> torch.dtype:
+    return torch.bfloat16 if trainer.use_gpu and torch.cuda.is_available() and trainer.bf16 else torch.float32
+
+
+class Policy:
+    def __init__(self, model_path: str, trainer: TrainerConfig, algo: AlgorithmConfig, *, temperature: float = 1.0,
+                 world_size: int = 1):
+        import deepspeed
+        from transformers import AutoModelForCausalLM
+
+        self.trainer, self.algo, self.temperature = trainer, algo, temperature
+        self.loss_fn = get_loss(algo.name)
+        per_rank = trainer.mini_batch_size // world_size
+        micro = min(trainer.micro_batch_size or per_rank, per_rank)
+        if per_rank % micro:
+            raise ValueError(f"trainer.micro_batch_size ({micro}) must divide the per-worker mini-batch ({per_rank})")
+        self.micro_batch = micro
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+        model.config.use_cache = False
+        self.reference = None
+        if algo.beta > 0:
+            self.reference = copy.deepcopy(model).eval().requires_grad_(False)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=trainer.lr, weight_decay=trainer.weight_decay)
+        self.engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer,
+                                               config=deepspeed_config(trainer, world_size, micro))
+        if self.reference is not None:
+            self.reference.to(self.engine.device)
+        self.skipped_updates = 0
+
+    @property
+    def module(self) -> torch.nn.Module:
+        return self.engine.module
+
+    def _forward(self, model, batch: TrainBatch, with_entropy: bool = False):
+        device = self.engine.device
+        logits = model(input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device)).logits
+        return token_logprobs(logits, batch.input_ids.to(device), self.temperature, with_entropy)
+
+    @torch.no_grad()
+    def score(self, batch: TrainBatch, reference: bool = False) -> torch.Tensor:
+        """Token log-probs of the batch under the current (or reference) weights, in micro-batches."""
+        model = self.reference if reference else self.engine.module
+        was_training = model.training
+        model.eval()
+        out = torch.zeros(batch.response_mask.shape)
+        for start in range(0, len(batch), self.micro_batch):
+            rows = torch.arange(start, min(start + self.micro_batch, len(batch)))
+            part = batch.select(rows)
+            logprobs, _ = self._forward(model, part)
+            out[rows, : logprobs.shape[1]] = logprobs.float().cpu()
+        model.train(was_training)
+        return out
+
+    def update(self, batch: TrainBatch, loss_keywords: dict, *, epochs: int, seed: int) -> dict[str, float]:
+        """``epochs`` passes over ``batch`` in shuffled mini-batches; metrics are means over micro-batches."""
+        self.engine.train()
+        per_rank_mini = self.micro_batch * self.engine.gradient_accumulation_steps()
+        generator = torch.Generator().manual_seed(seed)
+        totals: dict[str, float] = {}
+        count = 0
+        for _ in range(epochs):
+            order = torch.randperm(len(batch), generator=generator)
+            for start in range(0, len(batch) - per_rank_mini + 1, per_rank_mini):
+                poisoned = False
+                for micro_start in range(start, start + per_rank_mini, self.micro_batch):
+                    rows = order[micro_start: micro_start + self.micro_batch]
+                    last = micro_start + self.micro_batch >= start + per_rank_mini
+                    metrics, finite = self._micro_step(batch.select(rows),
+                                                       _select_keywords(loss_keywords, rows, len(batch)),
+                                                       skip_step=last)
+                    poisoned |= not finite
+                    for key, value in metrics.items():
+                        totals[key] = totals.get(key, 0.0) + value
+                    count += 1
+                self._optimizer_step(skip=poisoned)
+        return {key: value / max(count, 1) for key, value in totals.items()}
+
+    def _micro_step(self, part: TrainBatch, keywords: dict, *, skip_step: bool) -> tuple[dict[str, float], bool]:
+        device = self.engine.device
+        logprobs, entropy = self._forward(self.engine, part, with_entropy=True)
+        mask = part.response_mask.to(device)
+        loss, metrics = self.loss_fn(logprobs, part.old_logprobs.to(device), part.advantages.to(device), mask,
+                                     **{k: (v.to(device) if isinstance(v, torch.Tensor) else v)
+                                        for k, v in keywords.items()})
+        kl, kl_metrics = kl_penalty(logprobs, None if part.ref_logprobs is None else part.ref_logprobs.to(device),
+                                    mask, beta=self.algo.beta)
+        total = loss + kl
+        metrics.update(kl_metrics)
+        metrics["loss/policy"] = float(loss.detach())
+        metrics["policy/entropy"] = float(((entropy.detach() * mask).sum() / mask.sum()))
+        finite = bool(torch.isfinite(total))
+        if not finite:
+            # Keep DeepSpeed's backward/step bookkeeping but contribute a zero gradient; the step is skipped below.
+            total = torch.nan_to_num(logprobs, 0.0, 0.0, 0.0).sum() * 0.0
+        self.engine.backward(total)
+        if not skip_step:
+            self.engine.step()
+        return metrics, finite
+
+    def _optimizer_step(self, *, skip: bool) -> None:
+        """The mini-batch boundary step; with a non-finite loss on any rank, no rank moves its weights."""
+        if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+            flag = torch.tensor([float(skip)], device=self.engine.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            skip = bool(flag.item())
+        if not skip:
+            self.engine.step()
+            return
+        # A zero learning rate leaves AdamW's parameters (and decoupled weight decay) untouched.
+        saved = [group["lr"] for group in self.engine.optimizer.param_groups]
+        for group in self.engine.optimizer.param_groups:
+            group["lr"] = 0.0
+        self.engine.step()
+        for group, lr in zip(self.engine.optimizer.param_groups, saved):
+            group["lr"] = lr
+        self.skipped_updates += 1
+
+    def named_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
+        """Full parameters by Hugging Face name (gathered under ZeRO-3), for the weight broadcast."""
+        import deepspeed
+
+        for name, param in self.engine.module.named_parameters():
+            if self.trainer.zero_stage == 3:
+                with deepspeed.zero.GatheredParameters([param]):
+                    yield name, param.data.detach().clone()
+            else:
+                yield name, param.data.detach()
+
+    def save_pretrained(self, directory: str, tokenizer=None) -> None:
+        model = self.engine.module
+        model.save_pretrained(directory, state_dict={k: v.cpu() for k, v in self.named_weights()})
+        if tokenizer is not None:
+            tokenizer.save_pretrained(directory)
+
+
+def _select_keywords(keywords: dict, rows: torch.Tensor, n: int) -> dict:
+    """Per-sequence tensor keywords (group-scope controls) follow their rows; scalars pass through."""
+    return {k: (v[rows] if isinstance(v, torch.Tensor) and v.dim() == 1 and v.shape[0] == n else v)
+            for k, v in keywords.items()}
+
