@@ -1,0 +1,168 @@
+"""Assemble and run the system: generators, verifiers, the rollout coordinator and the Ray Train learner."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import Config, config_to_dict
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    tracking_uri: str
+    final_model_dir: str
+    history: list[dict] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    position: dict = field(default_factory=dict)
+
+
+def resolve_model_path(cfg: Config) -> str:
+    if cfg.model.path:
+        return cfg.model.path
+    from .models.tiny import tiny_model_path
+
+    return str(tiny_model_path())
+
+
+def cpus_needed(cfg: Config) -> float:
+    r, t = cfg.rollout, cfg.trainer
+    return r.num_generators * r.generator_num_cpus + t.num_workers * t.cpus_per_worker
+
+
+def connect_ray(cfg: Config) -> None:
+    """Join the cluster named by ``RAY_ADDRESS`` (as under ``ray job submit``), else start a local one.
+
+    A local cluster declares at least the CPUs the configured layout asks for: on a small machine the
+    actors then share cores instead of waiting forever for resources that will never appear.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false"}}
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(runtime_env=env)
+    else:
+        ray.init(num_cpus=max(os.cpu_count() or 1, int(cpus_needed(cfg) + 0.999)), runtime_env=env,
+                 include_dashboard=False)
+
+
+def load_training_problems(cfg: Config, tokenizer):
+    from .data import encode_prompt, load_problems
+
+    problems = load_problems(cfg.task, tokenizer)
+    return problems, (lambda text: encode_prompt(tokenizer, text))
+
+
+def _verifier_scorer(cfg: Config):
+    from .verifiers import VerifierPool
+
+    r = cfg.rollout
+    pool = VerifierPool(cfg.task.reward, num_actors=r.num_verifiers, processes_per_actor=r.verifier_processes,
+                        timeout_s=r.verifier_timeout_s)
+    return pool
+
+
+def start_generators(cfg: Config, model_path: str) -> list:
+    from .generators.actor import GeneratorActor
+
+    r = cfg.rollout
+    options = dict(num_cpus=r.generator_num_cpus, num_gpus=r.generator_num_gpus * r.tensor_parallel_size,
+                   max_restarts=-1, max_task_retries=0)
+    return [GeneratorActor.options(**options).remote(
+        model_path, seed=cfg.trainer.seed + i, dtype=cfg.model.dtype, kv_cache_gib=r.kv_cache_gib,
+        gpu_memory_utilization=r.gpu_memory_utilization, tensor_parallel_size=r.tensor_parallel_size,
+        weight_sync_backend=cfg.trainer.weight_sync_backend) for i in range(r.num_generators)]
+
+
+def train(cfg: Config, *, on_step=None) -> TrainResult:
+    """Run ``cfg`` to completion; ``on_step(metrics)`` sees each learner step as it is recorded."""
+    import ray
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+    from transformers import AutoTokenizer
+
+    from .learner.loop import train_loop_per_worker
+    from .rollout.coordinator import SamplingSettings, coordinator_actor
+    from .tracking import start_run, tracking_uri
+
+    started = time.monotonic()
+    model_path = resolve_model_path(cfg)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    problems, encode = load_training_problems(cfg, tokenizer)
+    connect_ray(cfg)
+    uri = tracking_uri(cfg.tracking.tracking_uri)
+    run_id = start_run(cfg, model_path)
+    output = Path(cfg.trainer.output_dir).resolve() / run_id
+    final_model_dir = str(output / "final_model")
+
+    r, t = cfg.rollout, cfg.trainer
+    generators = start_generators(cfg, model_path)
+    pool = _verifier_scorer(cfg)
+    sampling = SamplingSettings(group_size=r.group_size, max_new_tokens=r.max_new_tokens, temperature=r.temperature,
+                                top_p=r.top_p, prompts_per_call=r.prompts_per_call, seed=t.seed)
+    coordinator = coordinator_actor().remote(problems, encode, generators, pool.score_async, sampling,
+                                             prompts_per_step=r.prompts_per_step, max_staleness=r.max_staleness,
+                                             data_seed=cfg.task.seed)
+    ray.get(coordinator.start.remote())
+
+    use_gpu = t.use_gpu
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"cfg": config_to_dict(cfg), "model_path": model_path, "coordinator": coordinator,
+                           "generators": generators, "run_id": run_id, "tracking_uri": uri,
+                           "final_model_dir": final_model_dir},
+        scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=use_gpu,
+                                     resources_per_worker={"CPU": t.cpus_per_worker, **({"GPU": 1} if use_gpu else {})}),
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        run_config=RunConfig(name=f"learner-{run_id}", storage_path=str(output / "ray_train")),
+    )
+    outcome: dict = {}
+    fit = threading.Thread(target=lambda: outcome.update(result=_fit(trainer)), daemon=True)
+    fit.start()
+    history: list[dict] = []
+    try:
+        while fit.is_alive() or len(history) < t.max_steps:
+            new = ray.get(coordinator.progress.remote(len(history)))
+            for metrics in new:
+                history.append(metrics)
+                if on_step:
+                    on_step(metrics)
+            if not fit.is_alive():
+                break
+            fit.join(timeout=0.5)
+        position = ray.get(coordinator.position.remote())
+    finally:
+        _shutdown(coordinator, generators, pool)
+    result = outcome.get("result")
+    from .tracking import RunLogger
+
+    logger = RunLogger(uri, run_id)
+    if isinstance(result, BaseException):
+        logger.finish("FAILED")
+        raise RuntimeError(f"the learner failed; MLflow run {run_id} holds what was logged") from result
+    logger.finish("FINISHED")
+    return TrainResult(run_id, uri, final_model_dir, history, time.monotonic() - started, position)
+
+
+def _fit(trainer):
+    try:
+        return trainer.fit()
+    except BaseException as err:  # reported by the driver thread with context
+        return err
+
+
+def _shutdown(coordinator, generators, pool) -> None:
+    import ray
+
+    try:
+        ray.get(coordinator.stop.remote(), timeout=30)
+    except Exception:
+        pass
+    for actor in [coordinator, *generators]:
+        ray.kill(actor, no_restart=True)
+    pool.shutdown()

@@ -1,0 +1,90 @@
+"""MLflow: one run per training job, its params (the resolved config), tags, metrics and artifacts."""
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from ..config import Config, config_hash, flatten
+
+# A param whose name looks like a credential is never logged, whatever the config says.
+_SECRET = re.compile(r"(token|secret|password|passwd|api[_-]?key|credential|access[_-]?key)", re.I)
+
+
+def tracking_uri(configured: str = "") -> str:
+    """The configured URI, else ``$MLFLOW_TRACKING_URI``, else ``./mlruns`` as an absolute file URI."""
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI", "")
+    return uri or Path("mlruns").resolve().as_uri()
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).resolve().parent).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def run_tags(cfg: Config, model_path: str) -> dict[str, str]:
+    return {"apmpo.algorithm": cfg.algo.name, "apmpo.model": cfg.model.path or f"tiny:{Path(model_path).name}",
+            "apmpo.task": cfg.task.reward, "apmpo.dataset": cfg.task.dataset, "apmpo.git_commit": git_commit(),
+            "apmpo.config_hash": config_hash(cfg)}
+
+
+def loggable_params(cfg: Config) -> dict[str, str]:
+    return {k: str(v)[:6000] for k, v in flatten(cfg).items() if not _SECRET.search(k)}
+
+
+def start_run(cfg: Config, model_path: str) -> str:
+    """Create the run (params + tags) and return its id; the learner logs to it by id."""
+    from mlflow import MlflowClient
+
+    uri = tracking_uri(cfg.tracking.tracking_uri)
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(cfg.tracking.experiment)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(cfg.tracking.experiment)
+    run = client.create_run(experiment_id, run_name=cfg.tracking.run_name or None, tags=run_tags(cfg, model_path))
+    RunLogger(uri, run.info.run_id).log_params(loggable_params(cfg))
+    return run.info.run_id
+
+
+class RunLogger:
+    """Logs to an existing run by id, from any process (the learner's rank 0, the driver)."""
+
+    def __init__(self, uri: str, run_id: str):
+        from mlflow import MlflowClient
+
+        self.uri, self.run_id = uri, run_id
+        self.client = MlflowClient(uri)
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)) for k, v in params.items()]
+        for start in range(0, len(items), 100):  # MLflow caps a batch at 100 params
+            self.client.log_batch(self.run_id, params=items[start:start + 100])
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None and math.isfinite(v)]
+        for start in range(0, len(items), 1000):
+            self.client.log_batch(self.run_id, metrics=items[start:start + 1000])
+
+    def log_artifacts(self, local_dir: str, artifact_path: str | None = None) -> None:
+        self.client.log_artifacts(self.run_id, local_dir, artifact_path)
+
+    def set_tag(self, key: str, value: str) -> None:
+        self.client.set_tag(self.run_id, key, value)
+
+    def finish(self, status: str = "FINISHED") -> None:
+        self.client.set_terminated(self.run_id, status)
+
+    def metric_history(self, key: str) -> list[tuple[int, float]]:
+        return [(m.step, m.value) for m in self.client.get_metric_history(self.run_id, key)]

@@ -1,0 +1,84 @@
+"""Train a policy with APMPO (or a baseline) on the Ray actor-learner system.
+
+    python jobs/train.py                                  # the embedded tiny default, CPU, no network
+    python jobs/train.py preset=paper_math                # a preset from jobs/configs/
+    python jobs/train.py algo.name=grpo trainer.max_steps=20 rollout.max_staleness=1 rollout.num_generators=2
+    ray job submit --working-dir . -- python jobs/train.py ...
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a plain checkout (ray job submit)
+
+from apmpo_ray.config import ConfigError, load_config  # noqa: E402
+
+
+def split_args(argv: list[str]) -> tuple[str | None, list[str]]:
+    preset, overrides = None, []
+    for arg in argv:
+        if arg in ("-h", "--help"):
+            print(__doc__)
+            raise SystemExit(0)
+        if arg.startswith("preset="):
+            preset = arg.partition("=")[2]
+        else:
+            overrides.append(arg)
+    return preset, overrides
+
+
+def summarize(result, cfg) -> str:
+    history = result.history
+    head = history[: max(1, len(history) // 5)]
+    tail = history[-max(1, len(history) // 5):]
+
+    def mean(rows, key):
+        values = [row[key] for row in rows if key in row]
+        return sum(values) / max(len(values), 1)
+
+    lines = [
+        "",
+        f"== apmpo-ray: {cfg.algo.name} finished {len(history)} steps in {result.wall_seconds:.0f} s ==",
+        f"reward/mean     first {len(head)} steps {mean(head, 'reward/mean'):.3f} -> last {len(tail)} steps "
+        f"{mean(tail, 'reward/mean'):.3f}",
+        f"apmpo/p         {mean(tail, 'apmpo/p'):.3f}   apmpo/eps_ada {mean(tail, 'apmpo/eps_ada'):.3f}   "
+        f"staleness {mean(history, 'rollout/staleness_mean'):.2f} (max {cfg.rollout.max_staleness})",
+        f"throughput      gen {mean(history, 'perf/gen_tokens_per_s'):.0f} tok/s, train "
+        f"{mean(history, 'perf/train_tokens_per_s'):.0f} tok/s, weight sync {mean(history, 'perf/weight_sync_s'):.3f} s",
+        f"MLflow run      {result.run_id}  ({result.tracking_uri})",
+        f"                mlflow ui --backend-store-uri {result.tracking_uri}",
+        f"final model     {result.final_model_dir}",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    try:
+        cfg = load_config(*split_args(argv))
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr)
+        return 2
+    from tqdm import tqdm
+
+    from apmpo_ray.launch import train
+
+    bar = tqdm(total=cfg.trainer.max_steps, desc=f"{cfg.algo.name}", unit="step", dynamic_ncols=True)
+
+    def on_step(metrics: dict) -> None:
+        bar.update(1)
+        bar.set_postfix(reward=f"{metrics.get('reward/mean', float('nan')):.3f}",
+                        p=f"{metrics.get('apmpo/p', float('nan')):.3f}",
+                        eps_ada=f"{metrics.get('apmpo/eps_ada', float('nan')):.3f}",
+                        stale=f"{metrics.get('rollout/staleness_mean', 0):.1f}")
+
+    try:
+        result = train(cfg, on_step=on_step)
+    finally:
+        bar.close()
+    print(summarize(result, cfg))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
