@@ -212,7 +212,7 @@ class RolloutCoordinator:
             self.changed.notify_all()
 
     def record_step(self, metrics: dict[str, float]) -> None:
-        self.progress_log.append(metrics)
+        self.progress_log.append({**metrics, "wall_time": time.time()})
 
     def progress(self, since: int = 0) -> list[dict]:
         """Learner metrics recorded from step ``since`` on (for the driver's progress bar)."""
