@@ -67,12 +67,24 @@ def _verifier_scorer(cfg: Config):
     return pool
 
 
+def learner_resources(cfg: Config) -> dict[str, float]:
+    t = cfg.trainer
+    resources = {"CPU": t.cpus_per_worker}
+    if t.use_gpu:
+        resources["GPU"] = 1
+    if t.learner_resource:
+        resources[t.learner_resource] = 1
+    return resources
+
+
 def start_generators(cfg: Config, model_path: str) -> list:
     from .generators.actor import GeneratorActor
 
     r = cfg.rollout
     options = dict(num_cpus=r.generator_num_cpus, num_gpus=r.generator_num_gpus * r.tensor_parallel_size,
                    max_restarts=-1, max_task_retries=0)
+    if r.generator_resource:
+        options["resources"] = {r.generator_resource: 1}
     return [GeneratorActor.options(**options).remote(
         model_path, seed=cfg.trainer.seed + i, dtype=cfg.model.dtype, kv_cache_gib=r.kv_cache_gib,
         gpu_memory_utilization=r.gpu_memory_utilization, tensor_parallel_size=r.tensor_parallel_size,
@@ -117,7 +129,7 @@ def train(cfg: Config, *, on_step=None) -> TrainResult:
                            "generators": generators, "run_id": run_id, "tracking_uri": uri,
                            "final_model_dir": final_model_dir},
         scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=use_gpu,
-                                     resources_per_worker={"CPU": t.cpus_per_worker, **({"GPU": 1} if use_gpu else {})}),
+                                     resources_per_worker=learner_resources(cfg)),
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         run_config=RunConfig(name=f"learner-{run_id}", storage_path=str(output / "ray_train")),
     )

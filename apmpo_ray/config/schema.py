@@ -28,6 +28,7 @@ class RolloutConfig:
     num_generators: int = 1
     generator_num_cpus: float = 1.0
     generator_num_gpus: float = 0.0
+    generator_resource: str = ""  # a custom Ray resource each generator needs (cluster YAMLs define 'generator')
     tensor_parallel_size: int = 1
     kv_cache_gib: float = 1.0
     gpu_memory_utilization: float = 0.1  # on CPU vLLM reads this as a share of host RAM
@@ -49,6 +50,7 @@ class TrainerConfig:
     num_workers: int = 1
     use_gpu: bool = False
     cpus_per_worker: float = 1.0
+    learner_resource: str = ""  # a custom Ray resource each learner worker needs (cluster YAMLs: 'learner')
     zero_stage: int = 2
     recompute_old_logprobs: bool = True  # False: use the generators' behaviour log-probs
     weight_sync_every: int = 1
@@ -62,7 +64,7 @@ class TrainerConfig:
 @dataclass
 class TrackingConfig:
     experiment: str = "apmpo-ray"
-    tracking_uri: str = ""  # "" = $MLFLOW_TRACKING_URI, else ./mlruns
+    tracking_uri: str = ""  # "" = $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlruns/mlflow.db
     run_name: str = ""
 
 

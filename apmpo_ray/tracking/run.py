@@ -15,9 +15,29 @@ _SECRET = re.compile(r"(token|secret|password|passwd|api[_-]?key|credential|acce
 
 
 def tracking_uri(configured: str = "") -> str:
-    """The configured URI, else ``$MLFLOW_TRACKING_URI``, else ``./mlruns`` as an absolute file URI."""
+    """The configured URI, else ``$MLFLOW_TRACKING_URI``, else a SQLite store in ``./mlruns``.
+
+    MLflow 3 refuses plain file stores by default; a SQLite file is its supported local store. The path is
+    made absolute so learner workers, whose working directory differs, log to the same place.
+    """
     uri = configured or os.environ.get("MLFLOW_TRACKING_URI", "")
-    return uri or Path("mlruns").resolve().as_uri()
+    if uri:
+        return uri
+    root = Path("mlruns").resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def artifact_root(uri: str) -> str | None:
+    """Artifacts of a local SQLite store live beside it; remote servers choose their own."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri[len("sqlite:///"):]).parent / "artifacts").as_uri()
+    return None
+
+
+def redact(value: str) -> str:
+    """``scheme://user:password@host`` -> ``scheme://***@host``: credentials never reach a param."""
+    return re.sub(r"(?<=://)[^/@\s]+@", "***@", value)
 
 
 def git_commit() -> str:
@@ -35,7 +55,7 @@ def run_tags(cfg: Config, model_path: str) -> dict[str, str]:
 
 
 def loggable_params(cfg: Config) -> dict[str, str]:
-    return {k: str(v)[:6000] for k, v in flatten(cfg).items() if not _SECRET.search(k)}
+    return {k: redact(str(v))[:6000] for k, v in flatten(cfg).items() if not _SECRET.search(k)}
 
 
 def start_run(cfg: Config, model_path: str) -> str:
@@ -45,7 +65,8 @@ def start_run(cfg: Config, model_path: str) -> str:
     uri = tracking_uri(cfg.tracking.tracking_uri)
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(cfg.tracking.experiment)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(cfg.tracking.experiment)
+    experiment_id = (experiment.experiment_id if experiment else
+                     client.create_experiment(cfg.tracking.experiment, artifact_location=artifact_root(uri)))
     run = client.create_run(experiment_id, run_name=cfg.tracking.run_name or None, tags=run_tags(cfg, model_path))
     RunLogger(uri, run.info.run_id).log_params(loggable_params(cfg))
     return run.info.run_id

@@ -12,7 +12,7 @@ REQUIRED_METRICS = ["reward/mean", "reward/std", "apmpo/p", "apmpo/fss", "apmpo/
 
 
 def _config(tmp_path, *overrides):
-    return load_config(None, [f"tracking.tracking_uri={(tmp_path / 'mlruns').as_uri()}",
+    return load_config(None, [f"tracking.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
                               f"trainer.output_dir={tmp_path / 'runs'}", "rollout.prompts_per_step=8",
                               "rollout.group_size=4", "trainer.mini_batch_size=16", *overrides])
 
