@@ -84,7 +84,8 @@ def start_generators(cfg: Config, model_path: str) -> list:
     options = dict(num_cpus=r.generator_num_cpus, num_gpus=r.generator_num_gpus * r.tensor_parallel_size,
                    max_restarts=-1, max_task_retries=0)
     if r.generator_resource:
-        options["resources"] = {r.generator_resource: 1}
+        # one unit per GPU, as the cluster YAMLs advertise them
+        options["resources"] = {r.generator_resource: max(options["num_gpus"], 1)}
     return [GeneratorActor.options(**options).remote(
         model_path, seed=cfg.trainer.seed + i, dtype=cfg.model.dtype, kv_cache_gib=r.kv_cache_gib,
         gpu_memory_utilization=r.gpu_memory_utilization, tensor_parallel_size=r.tensor_parallel_size,
