@@ -1,0 +1,56 @@
+"""Evaluation results per benchmark, their average, and their names as MLflow metrics."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class BenchmarkResult:
+    name: str
+    num_problems: int
+    samples_per_problem: int  # n
+    k: int
+    pass_at_1: float  # mean correctness of all n samples (= the unbiased pass@1 estimate)
+    pass_at_k: float  # unbiased estimate from the n samples (Chen et al., 2021)
+    self_bleu: float  # NaN when n = 1
+    mean_reward: float
+    mean_response_tokens: float
+    truncated: float  # share of responses cut by max_new_tokens
+    seconds: float
+
+
+@dataclass
+class EvalResults:
+    k: int
+    benchmarks: dict[str, BenchmarkResult] = field(default_factory=dict)
+
+    def average(self) -> dict[str, float]:
+        """Unweighted mean over benchmarks, as in the paper's "Avg." column."""
+        def mean(values):
+            values = [v for v in values if not math.isnan(v)]
+            return sum(values) / len(values) if values else float("nan")
+
+        rows = list(self.benchmarks.values())
+        return {"pass_at_1": mean(r.pass_at_1 for r in rows), "pass_at_k": mean(r.pass_at_k for r in rows),
+                "self_bleu": mean(r.self_bleu for r in rows)}
+
+    def metrics(self, prefix: str = "eval") -> dict[str, float]:
+        """``eval/<bench>/pass_at_1``, ``eval/<bench>/pass_at_<k>``, ``eval/<bench>/self_bleu``, ... and ``eval/avg/*``.
+
+        ``@`` is not allowed in MLflow metric names, hence ``pass_at_16`` for the paper's Pass@16.
+        """
+        out: dict[str, float] = {}
+        for name, r in self.benchmarks.items():
+            out.update({f"{prefix}/{name}/pass_at_1": r.pass_at_1, f"{prefix}/{name}/pass_at_{self.k}": r.pass_at_k,
+                        f"{prefix}/{name}/self_bleu": r.self_bleu, f"{prefix}/{name}/mean_reward": r.mean_reward,
+                        f"{prefix}/{name}/response_tokens": r.mean_response_tokens,
+                        f"{prefix}/{name}/truncated": r.truncated})
+        avg = self.average()
+        out.update({f"{prefix}/avg/pass_at_1": avg["pass_at_1"], f"{prefix}/avg/pass_at_{self.k}": avg["pass_at_k"],
+                    f"{prefix}/avg/self_bleu": avg["self_bleu"]})
+        return out
+
+    def to_dict(self) -> dict:
+        return {"k": self.k, "benchmarks": {n: asdict(r) for n, r in self.benchmarks.items()},
+                "average": self.average()}
