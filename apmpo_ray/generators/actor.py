@@ -1,0 +1,46 @@
+"""Ray actor shell around :class:`VLLMGenerator`.
+
+A synchronous actor (one call at a time): a weight swap queues behind the generate call in flight, so
+generation pauses only for the swap itself and never mixes weights within one call.
+"""
+from __future__ import annotations
+
+import ray
+
+from .engine import VLLMGenerator
+
+
+@ray.remote(max_concurrency=1)
+class GeneratorActor:
+    def __init__(self, model_path: str, **kwargs) -> None:
+        self._generator = VLLMGenerator(str(model_path), **kwargs)
+
+    def ping(self) -> int:
+        """Liveness probe; returns the policy version of the loaded weights."""
+        return self._generator.version
+
+    def get_version(self) -> int:
+        return self._generator.version
+
+    def generate(self, prompts, *, n, max_new_tokens, temperature=1.0, top_p=1.0, seed=None, min_new_tokens=0):
+        return self._generator.generate(prompts, n=n, max_new_tokens=max_new_tokens, temperature=temperature,
+                                        top_p=top_p, seed=seed, min_new_tokens=min_new_tokens)
+
+    def rollout(self, prompts, **sampling):
+        """``generate`` plus the policy version that produced the samples, read in the same actor call."""
+        return self._generator.version, self.generate(prompts, **sampling)
+
+    def sequence_logprobs(self, prompt_ids, response_ids):
+        return self._generator.sequence_logprobs(prompt_ids, response_ids)
+
+    def weight_sync_world_size(self) -> int:
+        return self._generator.weight_sync_world_size()
+
+    def init_weight_sync(self, init_info: dict) -> None:
+        self._generator.init_weight_sync(init_info)
+
+    def receive_weights(self, update_info: dict) -> int:
+        return self._generator.receive_weights(update_info)
+
+    def close(self) -> None:
+        self._generator.close()

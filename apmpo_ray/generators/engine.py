@@ -1,0 +1,170 @@
+"""One vLLM engine that samples rollouts and takes new weights from the learner.
+
+Behaviour log-probs: the engine runs with ``logprobs_mode="processed_logprobs"``, so ``Sample.logprobs``
+are log-probs of the distribution the token was actually drawn from, i.e. after temperature scaling and
+top-p truncation. At temperature 1 and top_p 1 they equal the model's log-probs, which is what the learner
+recomputes; at other settings they are the true behaviour policy for importance ratios.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..rollout.types import Sample
+
+log = logging.getLogger(__name__)
+
+# Finish reasons a rollout can carry; vLLM reports "abort" only for cancelled requests, which we never issue.
+FINISH_REASONS = ("stop", "length")
+
+
+def _resolve_weight_sync_backend(backend: str) -> str:
+    if backend == "auto":
+        import torch
+
+        return "nccl" if torch.cuda.is_available() else "gloo"
+    return backend
+
+
+class VLLMGenerator:
+    """A vLLM engine for rollouts. ``kv_cache_gib`` sizes the KV cache on CPU, ``gpu_memory_utilization`` on GPU.
+
+    ``enforce_eager`` (an addition to the shared interface) defaults to eager on CPU and compiled on GPU.
+    """
+
+    def __init__(self, model_path: str, *, seed: int = 0, dtype: str = "float32", max_model_len: int | None = None,
+                 kv_cache_gib: float = 0.5, gpu_memory_utilization: float = 0.1, tensor_parallel_size: int = 1,
+                 weight_sync_backend: str = "auto", enforce_eager: bool | None = None) -> None:
+        from vllm import LLM
+
+        self.model_path = str(model_path)
+        self.version = 0
+        self.tensor_parallel_size = tensor_parallel_size
+        self.weight_sync_backend = _resolve_weight_sync_backend(weight_sync_backend)
+        import torch
+
+        # On CPU an explicit KV-cache size: vLLM otherwise reserves a fraction of *host* RAM, which fails on
+        # small machines (a VLLM_CPU_KVCACHE_SPACE in the environment still overrides it). On GPU the
+        # fraction of device memory sizes it, as usual.
+        kv_cache_bytes = None if torch.cuda.is_available() else int(kv_cache_gib * 2**30)
+        self._llm = LLM(
+            model=self.model_path,
+            seed=seed,
+            dtype=dtype,
+            max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization,
+            kv_cache_memory_bytes=kv_cache_bytes,
+            tensor_parallel_size=tensor_parallel_size,
+            logprobs_mode="processed_logprobs",
+            weight_transfer_config={"backend": self.weight_sync_backend},
+            enforce_eager=self._default_eager() if enforce_eager is None else enforce_eager,
+        )
+        self._tokenizer = self._llm.get_tokenizer()
+        self.max_model_len = self._llm.llm_engine.model_config.max_model_len
+        self._sync_initialized = False
+        self._incomplete_update: int | None = None  # version of an update that failed part-way
+
+    @staticmethod
+    def _default_eager() -> bool:
+        # On CPU, vLLM's inductor warm-up adds ~20-40 s to every start and bought nothing measurable for small
+        # models here (benchmarks/README.md); on GPU the compiled graphs pay off.
+        import torch
+
+        return not torch.cuda.is_available()
+
+    # ---- rollouts -------------------------------------------------------------------------------------------
+
+    def generate(self, prompts: list[list[int]], *, n: int, max_new_tokens: int, temperature: float = 1.0,
+                 top_p: float = 1.0, seed: int | None = None, min_new_tokens: int = 0) -> list[list[Sample]]:
+        """``n`` samples for each prompt (token ids), in prompt order.
+
+        With ``seed`` set, prompt ``i`` samples with seed ``seed + i``: reproducible, yet identical prompts
+        in one batch still draw different samples. ``min_new_tokens`` (for benchmarks) forbids eos before
+        that many tokens; the behaviour log-probs then come from that constrained distribution.
+        """
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        self._check_weights()
+        if n < 1 or max_new_tokens < 1:
+            raise ValueError(f"n and max_new_tokens must be at least 1, got {n} and {max_new_tokens}")
+        params = [SamplingParams(n=n, max_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                                 seed=None if seed is None else seed + i, logprobs=0, skip_special_tokens=True,
+                                 min_tokens=min_new_tokens)
+                  for i in range(len(prompts))]
+        outputs = self._llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts], params,
+                                     use_tqdm=False)
+        return [[self._to_sample(c) for c in sorted(out.outputs, key=lambda c: c.index)] for out in outputs]
+
+    @staticmethod
+    def _to_sample(completion: Any) -> Sample:
+        ids = list(completion.token_ids)
+        logprobs = [float(step[token].logprob) for token, step in zip(ids, completion.logprobs)]
+        if len(logprobs) != len(ids):
+            raise RuntimeError(f"vLLM returned {len(logprobs)} logprobs for {len(ids)} tokens")
+        reason = completion.finish_reason
+        if reason not in FINISH_REASONS:
+            raise RuntimeError(f"unexpected finish reason {reason!r} from vLLM")
+        return Sample(response_ids=ids, logprobs=logprobs, text=completion.text, finish_reason=reason)
+
+    def sequence_logprobs(self, prompt_ids: list[int], response_ids: list[int]) -> list[float]:
+        """Log-probs of ``response_ids`` after ``prompt_ids`` under the current weights, at temperature 1."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        self._check_weights()
+        if not response_ids:
+            return []
+        ids = list(prompt_ids) + list(response_ids)
+        if len(ids) >= self.max_model_len:
+            raise ValueError(f"prompt + response is {len(ids)} tokens; the engine scores at most "
+                             f"{self.max_model_len - 1}")
+        params = SamplingParams(max_tokens=1, temperature=1.0, prompt_logprobs=0, detokenize=False)
+        (out,) = self._llm.generate([TokensPrompt(prompt_token_ids=ids)], params, use_tqdm=False)
+        scored = out.prompt_logprobs  # position 0 has nothing to condition on and is None
+        return [float(scored[pos][token].logprob) for pos, token in enumerate(ids) if pos >= len(prompt_ids)]
+
+    # ---- weight sync ----------------------------------------------------------------------------------------
+
+    def weight_sync_world_size(self) -> int:
+        return self.tensor_parallel_size
+
+    def init_weight_sync(self, init_info: dict) -> None:
+        """Joins the trainer's weight-sync group (every worker of this engine); blocks until it is formed."""
+        if self._sync_initialized:
+            self._llm.shutdown_weight_transfer_engine()
+        self._sync_initialized = False
+        self._llm.init_weight_transfer_engine({"init_info": dict(init_info)})
+        self._sync_initialized = True
+
+    def receive_weights(self, update_info: dict) -> int:
+        """Receives every bucket of one broadcast and loads it; returns the new policy version."""
+        if not self._sync_initialized:
+            raise RuntimeError("receive_weights before init_weight_sync: the weight-sync group is not formed")
+        payload = dict(update_info)
+        version = int(payload.pop("version"))
+        self._incomplete_update = version
+        self._llm.start_weight_update()
+        self._llm.update_weights({"update_info": payload})
+        self._llm.finish_weight_update(weight_version=str(version))
+        # Cached prefixes hold keys/values computed by the old weights.
+        self._llm.reset_prefix_cache()
+        self._incomplete_update = None
+        self.version = version
+        return version
+
+    def _check_weights(self) -> None:
+        if self._incomplete_update is not None:
+            raise RuntimeError(f"the update to version {self._incomplete_update} failed part-way, leaving a mix of "
+                               f"old and new weights; a complete broadcast must succeed before sampling again")
+
+    def close(self) -> None:
+        llm, self._llm = getattr(self, "_llm", None), None
+        if llm is None:
+            return
+        if self._sync_initialized:
+            try:
+                llm.shutdown_weight_transfer_engine()
+            except Exception as exc:  # the engine may already be gone; closing must not mask that
+                log.warning("shutting down weight transfer failed: %s", exc)
+        llm.llm_engine.engine_core.shutdown()

@@ -1,0 +1,107 @@
+"""End to end: this process as learner rank 0 pushes a transformers model into a GeneratorActor over gloo."""
+import pytest
+import torch
+
+ray = pytest.importorskip("ray")
+
+from apmpo_ray.generators.actor import GeneratorActor  # noqa: E402
+from apmpo_ray.models.tiny import build_tokenizer, tiny_model_path  # noqa: E402
+from apmpo_ray.weight_sync import WeightBroadcaster  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def model_path():
+    return str(tiny_model_path())
+
+
+@pytest.fixture(scope="module")
+def generator(ray_session, model_path):
+    actor = GeneratorActor.options(num_cpus=1, max_restarts=-1, max_task_retries=0).remote(
+        model_path, seed=0, kv_cache_gib=0.25)
+    assert ray.get(actor.ping.remote(), timeout=300) == 0
+    yield actor
+    ray.get(actor.close.remote(), timeout=60)
+    ray.kill(actor)
+
+
+@pytest.fixture(scope="module")
+def learner_model(model_path):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+
+
+@pytest.fixture(scope="module")
+def sequence():
+    tok = build_tokenizer()
+    prompt = [tok.bos_token_id] + tok.encode("3+4=", add_special_tokens=False)
+    response = tok.encode("7", add_special_tokens=False) + [tok.eos_token_id]
+    return prompt, response
+
+
+def hf_logprobs(model, prompt, response):
+    with torch.no_grad():
+        logp = model(torch.tensor([prompt + response])).logits[0].double().log_softmax(-1)
+    return [logp[len(prompt) - 1 + i, tok].item() for i, tok in enumerate(response)]
+
+
+def vllm_logprobs(generator, prompt, response):
+    return ray.get(generator.sequence_logprobs.remote(prompt, response), timeout=120)
+
+
+def max_gap(a, b):
+    return max(abs(x - y) for x, y in zip(a, b))
+
+
+def test_broadcast_loads_the_learners_weights_into_the_generator(generator, learner_model, sequence):
+    prompt, response = sequence
+    model = learner_model
+    assert max_gap(vllm_logprobs(generator, prompt, response), hf_logprobs(model, prompt, response)) < 1e-4
+
+    # Round 1: noise on every parameter, the tied embedding (and so the LM head) included.
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    before = vllm_logprobs(generator, prompt, response)
+    broadcaster = WeightBroadcaster([generator], backend="gloo", bucket_mb=0.25, timeout_s=60)
+    broadcaster.setup()
+    try:
+        seconds = broadcaster.broadcast(model.named_parameters(), version=1)
+        assert broadcaster.last_bucket_count > 1  # the 1.8 MB model does not fit one 0.25 MB bucket
+        assert seconds > 0
+        assert ray.get(generator.ping.remote()) == 1
+        after = vllm_logprobs(generator, prompt, response)
+        expected = hf_logprobs(model, prompt, response)
+        assert max_gap(after, expected) < 1e-4
+        assert max_gap(after, before) > 1e-2
+
+        # Round 2, over a group formed again (as after a generator restart): a few SGD steps towards the answer.
+        broadcaster.close()
+        broadcaster.setup()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.02)
+        ids = torch.tensor([prompt + response])
+        labels = torch.tensor([[-100] * len(prompt) + response])
+        for _ in range(3):
+            optimizer.zero_grad()
+            model(input_ids=ids, labels=labels).loss.backward()
+            optimizer.step()
+        broadcaster.broadcast(model.named_parameters(), version=2)
+        assert ray.get(generator.ping.remote()) == 2
+        trained = vllm_logprobs(generator, prompt, response)
+        assert max_gap(trained, hf_logprobs(model, prompt, response)) < 1e-4
+        assert sum(trained) > sum(after) + 1.0  # the answer the learner trained towards became likelier
+
+        # Samples come from the new weights too: their behaviour log-probs are the learner's.
+        (group,) = ray.get(generator.generate.remote([prompt], n=4, max_new_tokens=4, seed=0), timeout=120)
+        for s in group:
+            assert max_gap(s.logprobs, hf_logprobs(model, prompt, s.response_ids)) < 1e-4
+    finally:
+        broadcaster.close()
