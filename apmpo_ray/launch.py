@@ -43,7 +43,7 @@ def connect_ray(cfg: Config) -> None:
 
     if ray.is_initialized():
         return
-    env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false"}}
+    env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "VLLM_LOGGING_LEVEL": os.environ.get("VLLM_LOGGING_LEVEL", "WARNING")}}
     if os.environ.get("RAY_ADDRESS"):
         ray.init(runtime_env=env)
     else:
@@ -52,10 +52,9 @@ def connect_ray(cfg: Config) -> None:
 
 
 def load_training_problems(cfg: Config, tokenizer):
-    from .data import encode_prompt, load_problems
+    from .data import load_problems, prompt_encoder
 
-    problems = load_problems(cfg.task, tokenizer)
-    return problems, (lambda text: encode_prompt(tokenizer, text))
+    return load_problems(cfg.task, tokenizer), prompt_encoder(tokenizer, cfg.task)
 
 
 def _verifier_scorer(cfg: Config):
@@ -109,6 +108,7 @@ def train(cfg: Config, *, on_step=None) -> TrainResult:
     problems, encode = load_training_problems(cfg, tokenizer)
     connect_ray(cfg)
     uri = tracking_uri(cfg.tracking.tracking_uri)
+    cfg.tracking.tracking_uri = uri  # resolved once: learner workers run in another working directory
     run_id = start_run(cfg, model_path)
     output = Path(cfg.trainer.output_dir).resolve() / run_id
     final_model_dir = str(output / "final_model")

@@ -41,6 +41,8 @@ class LearnerLoop:
 
         self.cfg, self.rank, self.world_size = cfg, rank, world_size
         self.coordinator = coordinator
+        self.generators = generators
+        self.run_id = run_id
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
         torch.manual_seed(cfg.trainer.seed)
         self.policy = Policy(model_path, cfg.trainer, cfg.algo, temperature=cfg.rollout.temperature,
@@ -118,9 +120,22 @@ class LearnerLoop:
             metrics["perf/weight_sync_s"] = self.broadcaster.broadcast(self.policy.named_weights(), version)
             ray.get(self.coordinator.publish_version.remote(version))
         metrics["trainer/version"] = float(version)
+        self._maybe_evaluate(version, metrics)
         if self.logger is not None:
             self.logger.log_metrics(metrics, step=step)
         ray.get(self.coordinator.record_step.remote({"step": step, **metrics}))
+
+    def _maybe_evaluate(self, version: int, metrics: dict[str, float]) -> None:
+        """Held-out evaluation with the weights just broadcast, through the first generator."""
+        from ..evaluation import actor_generate_fn, run_periodic_eval, should_evaluate
+
+        if not should_evaluate(self.cfg, version):
+            return
+        started = time.monotonic()
+        results = run_periodic_eval(self.cfg, actor_generate_fn(self.generators[0]), self.tokenizer, version,
+                                    run_id=self.run_id)
+        metrics.update({k: v for k, v in results.items() if k.startswith("eval/avg/")})
+        metrics["perf/eval_s"] = time.monotonic() - started
 
     def finish(self) -> None:
         if self.rank != 0:
