@@ -78,7 +78,10 @@ class WeightBroadcaster:
     def broadcast(self, named_tensors: Iterable[tuple[str, torch.Tensor]], version: int) -> float:
         """Pushes the tensors to every generator as policy ``version``; returns the seconds taken.
 
-        After a WeightSyncError the group is closed (its state is unknown): call setup() again.
+        The names are the Hugging Face parameter names; vLLM's ``load_weights`` maps them (and skips
+        ``lm_head`` when embeddings are tied). Every tensor is held until the send ends, because the
+        generators need all names and shapes before the first byte: a source that reuses one buffer must
+        yield copies. After a WeightSyncError the group is closed (its state is unknown): call setup() again.
         """
         if self._transport is None:
             raise WeightSyncError("weight-sync group is not set up: call setup() first")
