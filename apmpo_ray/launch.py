@@ -109,7 +109,9 @@ def train(cfg: Config, *, on_step=None) -> TrainResult:
     connect_ray(cfg)
     uri = tracking_uri(cfg.tracking.tracking_uri)
     cfg.tracking.tracking_uri = uri  # resolved once: learner workers run in another working directory
-    run_id = start_run(cfg, model_path)
+    resume = plan_resume(cfg)
+    run_id = resume["run_id"] if resume else start_run(cfg, model_path)
+    start_step = resume["step"] if resume else 0
     output = Path(cfg.trainer.output_dir).resolve() / run_id
     final_model_dir = str(output / "final_model")
 
@@ -120,7 +122,8 @@ def train(cfg: Config, *, on_step=None) -> TrainResult:
                                 top_p=r.top_p, prompts_per_call=r.prompts_per_call, seed=t.seed)
     coordinator = coordinator_actor().remote(problems, encode, generators, pool.score_async, sampling,
                                              prompts_per_step=r.prompts_per_step, max_staleness=r.max_staleness,
-                                             data_seed=cfg.task.seed)
+                                             data_seed=cfg.task.seed, start_step=start_step,
+                                             start_version=None if resume else 0)
     ray.get(coordinator.start.remote())
 
     use_gpu = t.use_gpu
@@ -128,7 +131,8 @@ def train(cfg: Config, *, on_step=None) -> TrainResult:
         train_loop_per_worker,
         train_loop_config={"cfg": config_to_dict(cfg), "model_path": model_path, "coordinator": coordinator,
                            "generators": generators, "run_id": run_id, "tracking_uri": uri,
-                           "final_model_dir": final_model_dir},
+                           "final_model_dir": final_model_dir, "run_dir": str(output), "start_step": start_step,
+                           "resume_from": resume["directory"] if resume else None},
         scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=use_gpu,
                                      resources_per_worker=learner_resources(cfg)),
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
@@ -139,7 +143,7 @@ def train(cfg: Config, *, on_step=None) -> TrainResult:
     fit.start()
     history: list[dict] = []
     try:
-        while fit.is_alive() or len(history) < t.max_steps:
+        while fit.is_alive() or len(history) < t.max_steps - start_step:
             new = ray.get(coordinator.progress.remote(len(history)))
             for metrics in new:
                 history.append(metrics)
@@ -157,9 +161,31 @@ def train(cfg: Config, *, on_step=None) -> TrainResult:
     logger = RunLogger(uri, run_id)
     if isinstance(result, BaseException):
         logger.finish("FAILED")
-        raise RuntimeError(f"the learner failed; MLflow run {run_id} holds what was logged") from result
+        latest = sorted((output / "checkpoints").glob("step_*/apmpo_state.json"))
+        hint = (f"resume with trainer.resume={latest[-1].parent}" if latest else
+                "no checkpoint was saved (set trainer.checkpoint_every to make runs resumable)")
+        raise RuntimeError(f"the learner failed: {type(result).__name__}: {str(result)[:500]}\n"
+                           f"MLflow run {run_id} holds what was logged; {hint}") from result
     logger.finish("FINISHED")
     return TrainResult(run_id, uri, final_model_dir, history, time.monotonic() - started, position)
+
+
+def plan_resume(cfg: Config) -> dict | None:
+    """The checkpoint to resume from, its state, and the MLflow run to continue (None for a fresh run)."""
+    if not cfg.trainer.resume:
+        return None
+    from mlflow import MlflowClient
+
+    from .learner import checkpoint
+
+    directory = checkpoint.resolve_resume(cfg.trainer.resume, cfg.trainer.output_dir)
+    state = checkpoint.read_state(directory)
+    checkpoint.check_compatible(state, cfg.rollout.prompts_per_step, cfg.task.seed, cfg.task.dataset, directory)
+    if state["step"] >= cfg.trainer.max_steps:
+        raise ValueError(f"{directory} is at step {state['step']}: nothing left to do with "
+                         f"trainer.max_steps={cfg.trainer.max_steps}")
+    MlflowClient(cfg.tracking.tracking_uri).update_run(state["run_id"], status="RUNNING")
+    return {"run_id": state["run_id"], "step": state["step"], "directory": str(directory)}
 
 
 def _fit(trainer):

@@ -66,7 +66,7 @@ def main(argv: list[str]) -> int:
     bar = tqdm(total=cfg.trainer.max_steps, desc=f"{cfg.algo.name}", unit="step", dynamic_ncols=True)
 
     def on_step(metrics: dict) -> None:
-        bar.update(1)
+        bar.update(int(metrics["step"]) + 1 - bar.n)  # a resumed run starts past 0
         bar.set_postfix(reward=f"{metrics.get('reward/mean', float('nan')):.3f}",
                         p=f"{metrics.get('apmpo/p', float('nan')):.3f}",
                         eps_ada=f"{metrics.get('apmpo/eps_ada', float('nan')):.3f}",

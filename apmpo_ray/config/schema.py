@@ -59,6 +59,10 @@ class TrainerConfig:
     weight_sync_bucket_mb: int = 64
     seed: int = 0
     output_dir: str = "runs"
+    checkpoint_every: int = 0  # steps between checkpoints; 0 = only the final model
+    keep_checkpoints: int = 2  # the newest k complete checkpoints are kept
+    export_hf_checkpoints: bool = False  # also save each checkpoint as a Hugging Face model directory
+    resume: str = ""  # "latest", a checkpoint directory, or a run directory
 
 
 @dataclass
@@ -89,6 +93,8 @@ class Config:
         for key, value in positive.items():
             if value < 1:
                 raise ConfigError(f"{key} must be >= 1, got {value}")
+        if t.checkpoint_every < 0 or t.keep_checkpoints < 0:
+            raise ConfigError("trainer.checkpoint_every and trainer.keep_checkpoints must be >= 0")
         if r.max_staleness < 0:
             raise ConfigError(f"rollout.max_staleness must be >= 0, got {r.max_staleness}")
         if r.group_size < 2:

@@ -2,15 +2,19 @@
 rank 0 broadcasts the new weights, publishes the version and logs the step."""
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 import torch
 
 from ..algorithms import prepare_step
-from ..config import Config, config_from_dict
+from ..config import Config, config_from_dict, config_hash
 from .batch import build_batch
 from .policy import Policy, _select_keywords
+
+log = logging.getLogger(__name__)
+CONTROL_KEYS = ("apmpo/mu", "apmpo/sigma", "apmpo/p", "apmpo/fss", "apmpo/eps_ada")
 
 
 def _mean_across_workers(metrics: dict[str, float]) -> dict[str, float]:
@@ -36,7 +40,8 @@ class LearnerLoop:
     """One worker's training; plain class (Ray Train calls :func:`train_loop_per_worker`)."""
 
     def __init__(self, cfg: Config, model_path: str, coordinator, generators: list, *, rank: int, world_size: int,
-                 run_id: str | None = None, tracking_uri: str | None = None, final_model_dir: str | None = None):
+                 run_id: str | None = None, tracking_uri: str | None = None, final_model_dir: str | None = None,
+                 run_dir: str | None = None):
         from transformers import AutoTokenizer
 
         self.cfg, self.rank, self.world_size = cfg, rank, world_size
@@ -48,6 +53,8 @@ class LearnerLoop:
         self.policy = Policy(model_path, cfg.trainer, cfg.algo, temperature=cfg.rollout.temperature,
                              world_size=world_size)
         self.final_model_dir = final_model_dir
+        self.run_dir = Path(run_dir) if run_dir else Path(cfg.trainer.output_dir).resolve() / (run_id or "run")
+        self.controls_history: list[dict[str, float]] = []
         self.broadcaster = self.logger = None
         if rank == 0:
             from ..weight_sync import WeightBroadcaster
@@ -61,12 +68,18 @@ class LearnerLoop:
 
                 self.logger = RunLogger(tracking_uri, run_id)
 
-    def run(self, start_step: int = 0) -> None:
+    def run(self, start_step: int = 0, resume_from: str | None = None) -> None:
+        """Steps ``start_step`` .. max_steps-1. On resume the generators first get the checkpoint's weights
+        as version ``start_step``; the coordinator admits nothing until that version is published."""
         import ray
 
+        if resume_from:
+            self._restore(resume_from)
+            if self.rank == 0:
+                self._sync_generators(start_step)
         for step in range(start_step, self.cfg.trainer.max_steps):
             waited = time.monotonic()
-            groups, stream_stats = ray.get(self.coordinator.get_batch.remote(step))
+            groups, stream_stats = self._next_batch(step)
             waited = time.monotonic() - waited
             started = time.monotonic()
             metrics = self.train_step(step, groups)
@@ -75,8 +88,55 @@ class LearnerLoop:
             metrics["perf/learner_wait_s"] = waited
             metrics["perf/train_s"] = train_s
             metrics["perf/learner_idle_frac"] = waited / max(waited + train_s, 1e-9)
+            self.controls_history.append({k: metrics[k] for k in CONTROL_KEYS})
             self._publish(step, metrics)
+            every = self.cfg.trainer.checkpoint_every
+            if every and ((step + 1) % every == 0 or step + 1 == self.cfg.trainer.max_steps):
+                self.save_checkpoint(step + 1)
         self.finish()
+
+    def _next_batch(self, step: int):
+        """Step ``step``'s batch; meanwhile rank 0 resyncs any generator Ray restarted, which could
+        otherwise never produce the batch."""
+        import ray
+
+        ref = self.coordinator.get_batch.remote(step)
+        while not ray.wait([ref], timeout=2.0)[0]:
+            if self.rank == 0 and ray.get(self.coordinator.take_restart_notice.remote()):
+                self._sync_generators(step, regroup=True)
+        return ray.get(ref)
+
+    # --- checkpoints -----------------------------------------------------------------------------
+    def save_checkpoint(self, next_step: int) -> str:
+        import ray
+
+        from . import checkpoint
+
+        directory = checkpoint.checkpoint_dir(self.run_dir, next_step)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.policy.save_checkpoint(str(directory))
+        checkpoint.save_rng(directory, self.rank)
+        if torch.distributed.is_initialized():
+            torch.distributed.barrier()
+        if self.rank == 0:
+            if self.cfg.trainer.export_hf_checkpoints:
+                self.policy.save_pretrained(str(directory / "hf_model"), self.tokenizer)
+            position = ray.get(self.coordinator.position.remote())
+            checkpoint.commit(directory, {
+                "step": next_step, "version": next_step, "run_id": self.run_id, "config_hash": config_hash(self.cfg),
+                "data": {"next_prompt_index": next_step * self.cfg.rollout.prompts_per_step,
+                         "prompts_per_step": self.cfg.rollout.prompts_per_step, "seed": self.cfg.task.seed,
+                         "dataset": self.cfg.task.dataset, "admitted_beyond": position["next_index"]},
+                "controls_history": self.controls_history, "world_size": self.world_size,
+            }, self.run_dir.parent, self.cfg.trainer.keep_checkpoints)
+        return str(directory)
+
+    def _restore(self, directory: str) -> None:
+        from . import checkpoint
+
+        self.policy.load_checkpoint(directory)
+        checkpoint.load_rng(directory, self.rank)
+        self.controls_history = list(checkpoint.read_state(directory).get("controls_history", []))
 
     def train_step(self, step: int, groups) -> dict[str, float]:
         cfg = self.cfg
@@ -117,13 +177,40 @@ class LearnerLoop:
             return
         metrics["perf/weight_sync_s"] = 0.0
         if sync:
-            metrics["perf/weight_sync_s"] = self.broadcaster.broadcast(self.policy.named_weights(), version)
-            ray.get(self.coordinator.publish_version.remote(version))
+            regroup = ray.get(self.coordinator.take_restart_notice.remote())
+            metrics["perf/weight_sync_s"] = self._sync_generators(version, regroup=regroup)
         metrics["trainer/version"] = float(version)
         self._maybe_evaluate(version, metrics)
         if self.logger is not None:
             self.logger.log_metrics(metrics, step=step)
         ray.get(self.coordinator.record_step.remote({"step": step, **metrics}))
+
+    def _sync_generators(self, version: int, regroup: bool = False) -> float:
+        """Broadcast ``version`` and publish it. A generator that Ray restarted lost its place in the group
+        (and holds the initial weights): form the group again and re-send, once."""
+        import ray
+
+        from ..weight_sync import WeightSyncError
+
+        started = time.monotonic()
+        if regroup:
+            log.warning("a generator was restarted: forming the weight-sync group again")
+            self._wait_for_generators()
+            self.broadcaster.setup()
+        try:
+            self.broadcaster.broadcast(self.policy.named_weights(), version)
+        except WeightSyncError as err:
+            log.warning("weight sync of version %d failed (%s); forming the group again and retrying", version, err)
+            self._wait_for_generators()
+            self.broadcaster.setup()
+            self.broadcaster.broadcast(self.policy.named_weights(), version)
+        ray.get(self.coordinator.publish_version.remote(version))
+        return time.monotonic() - started
+
+    def _wait_for_generators(self) -> None:
+        import ray
+
+        ray.get([g.ping.remote() for g in self.generators], timeout=self.cfg.trainer.weight_sync_timeout_s)
 
     def _maybe_evaluate(self, version: int, metrics: dict[str, float]) -> None:
         """Held-out evaluation with the weights just broadcast, through the first generator."""
@@ -160,5 +247,5 @@ def train_loop_per_worker(config: dict) -> None:
     loop = LearnerLoop(cfg, config["model_path"], config["coordinator"], config["generators"],
                        rank=context.get_world_rank(), world_size=context.get_world_size(),
                        run_id=config.get("run_id"), tracking_uri=config.get("tracking_uri"),
-                       final_model_dir=config.get("final_model_dir"))
-    loop.run(config.get("start_step", 0))
+                       final_model_dir=config.get("final_model_dir"), run_dir=config.get("run_dir"))
+    loop.run(config.get("start_step", 0), config.get("resume_from"))

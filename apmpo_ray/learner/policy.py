@@ -157,6 +157,17 @@ class Policy:
             else:
                 yield name, param.data.detach()
 
+    def save_checkpoint(self, directory: str) -> None:
+        """Model, optimizer and scheduler state of this rank (collective: every rank calls it)."""
+        self.engine.save_checkpoint(directory, tag="deepspeed", client_state={"skipped_updates": self.skipped_updates},
+                                    save_latest=False)
+
+    def load_checkpoint(self, directory: str) -> None:
+        path, client_state = self.engine.load_checkpoint(directory, tag="deepspeed")
+        if path is None:
+            raise FileNotFoundError(f"no DeepSpeed checkpoint under {directory}")
+        self.skipped_updates = int((client_state or {}).get("skipped_updates", 0))
+
     def save_pretrained(self, directory: str, tokenizer=None) -> None:
         model = self.engine.module
         model.save_pretrained(directory, state_dict={k: v.cpu() for k, v in self.named_weights()})

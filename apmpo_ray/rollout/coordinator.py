@@ -8,6 +8,7 @@ Prompts of a failed call go back to the front of the queue: none is lost, none i
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import heapq
 import logging
 import time
@@ -57,14 +58,16 @@ class RolloutCoordinator:
 
     def __init__(self, problems: Sequence[dict], encode: Callable[[str], list[int]], generators: list,
                  score: Callable, sampling: SamplingSettings, *, prompts_per_step: int, max_staleness: int,
-                 data_seed: int = 0, start_step: int = 0, start_version: int = 0):
+                 data_seed: int = 0, start_step: int = 0, start_version: int | None = None):
         self.stream = PromptStream(problems, encode, seed=data_seed)
         self.gate = StalenessGate(prompts_per_step, max_staleness)
         self.buffer = OrderedBuffer(prompts_per_step)
         self.generators = list(generators)
         self.score = score
         self.sampling = sampling
-        self.published_version = start_version
+        # On resume the generators hold the initial weights until the learner sends the checkpoint's: admit
+        # nothing (limit = start_step·B) until that version is published.
+        self.published_version = start_version if start_version is not None else start_step - max_staleness - 1
         self.next_index = start_step * prompts_per_step
         self.retry: list[int] = []  # a heap: re-issued prompts go before new ones
         self.in_flight: set[int] = set()
@@ -74,6 +77,9 @@ class RolloutCoordinator:
         self.interval = _Interval()
         self.progress_log: list[dict] = []
         self.reissued = 0
+        self.restart_notice = False  # a generator came back with its initial weights: it needs a resync
+        self.publications = 0
+        self.consumed: dict[int, str] = {}
         self.served: tuple[int, list[RolloutGroup], dict] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -137,7 +143,7 @@ class RolloutCoordinator:
             except lost_actor as err:
                 log.warning("generator %d failed (%s); re-issuing prompts %s", g, type(err).__name__, indices)
                 await self._requeue(indices)
-                await asyncio.sleep(1.0)  # let Ray restart the actor
+                await self._await_resync()
                 continue
             except Exception as err:  # a bug, not a lost actor: fail the run loudly
                 self.error = err
@@ -148,11 +154,24 @@ class RolloutCoordinator:
                 # A restarted generator reloaded its initial weights: its output is too stale to use.
                 log.warning("generator %d returned version %d < %d; re-issuing", g, version, admitted_version)
                 await self._requeue(indices)
-                await asyncio.sleep(1.0)
+                await self._await_resync()
                 continue
             self.interval.busy_seconds += elapsed
             self.interval.tokens += sum(len(x.response_ids) for samples in outputs for x in samples)
             asyncio.get_running_loop().create_task(self._score_and_store(prompts, outputs, version, elapsed))
+
+    async def _await_resync(self) -> None:
+        """Ask the learner for a weight resync and pause this generator until the next publication."""
+        async with self.changed:
+            self.restart_notice = True
+            seen = self.publications
+            self.changed.notify_all()
+            while self.publications == seen:
+                await self.changed.wait()
+
+    def take_restart_notice(self) -> bool:
+        notice, self.restart_notice = self.restart_notice, False
+        return notice
 
     async def _score_and_store(self, prompts: list[Prompt], outputs: list[list[Sample]], version: int,
                                gen_seconds: float) -> None:
@@ -189,6 +208,9 @@ class RolloutCoordinator:
             groups = self.buffer.pop_batch(step)
             self.changed.notify_all()
         self.served = (step, groups, self._interval_stats(groups, step))
+        # What each step trained on, compactly: resume and fault-tolerance checks compare these.
+        self.consumed[step] = hashlib.sha1("\n".join(f"{g.prompt.index}:{g.prompt.text}" for g in groups)
+                                           .encode()).hexdigest()[:16]
         return self.served[1], self.served[2]
 
     def _interval_stats(self, groups: list[RolloutGroup], step: int) -> dict[str, float]:
@@ -209,6 +231,7 @@ class RolloutCoordinator:
         """Every generator now holds the weights of ``version``: admit the prompts they may start."""
         async with self.changed:
             self.published_version = max(self.published_version, version)
+            self.publications += 1
             self.changed.notify_all()
 
     def record_step(self, metrics: dict[str, float]) -> None:
@@ -220,7 +243,8 @@ class RolloutCoordinator:
 
     def position(self) -> dict[str, Any]:
         return {"next_index": self.next_index, "retry": sorted(self.retry), "in_flight": sorted(self.in_flight),
-                "published_version": self.published_version, "buffered": len(self.buffer)}
+                "published_version": self.published_version, "buffered": len(self.buffer),
+                "reissued": self.reissued, "consumed": dict(self.consumed)}
 
 
 def coordinator_actor():
