@@ -76,7 +76,7 @@ def learner_resources(cfg: Config) -> dict[str, float]:
     return resources
 
 
-def start_generators(cfg: Config, model_path: str) -> list:
+def start_generators(cfg: Config, model_path: str, name_prefix: str = "") -> list:
     from .generators.actor import GeneratorActor
 
     r = cfg.rollout
@@ -85,7 +85,8 @@ def start_generators(cfg: Config, model_path: str) -> list:
     if r.generator_resource:
         # one unit per GPU, as the cluster YAMLs advertise them
         options["resources"] = {r.generator_resource: max(options["num_gpus"], 1)}
-    return [GeneratorActor.options(**options).remote(
+    # Named, so operators (and the fault-tolerance test) can find them: ray.get_actor(name).
+    return [GeneratorActor.options(name=f"{name_prefix}generator-{i}", **options).remote(
         model_path, seed=cfg.trainer.seed + i, dtype=cfg.model.dtype, kv_cache_gib=r.kv_cache_gib,
         gpu_memory_utilization=r.gpu_memory_utilization, tensor_parallel_size=r.tensor_parallel_size,
         weight_sync_backend=cfg.trainer.weight_sync_backend) for i in range(r.num_generators)]
@@ -116,11 +117,11 @@ def train(cfg: Config, *, on_step=None) -> TrainResult:
     final_model_dir = str(output / "final_model")
 
     r, t = cfg.rollout, cfg.trainer
-    generators = start_generators(cfg, model_path)
+    generators = start_generators(cfg, model_path, name_prefix=f"apmpo-{run_id[:8]}-")
     pool = _verifier_scorer(cfg)
     sampling = SamplingSettings(group_size=r.group_size, max_new_tokens=r.max_new_tokens, temperature=r.temperature,
                                 top_p=r.top_p, prompts_per_call=r.prompts_per_call, seed=t.seed)
-    coordinator = coordinator_actor().remote(problems, encode, generators, pool.score_async, sampling,
+    coordinator = coordinator_actor().options(name=f"apmpo-{run_id[:8]}-coordinator").remote(problems, encode, generators, pool.score_async, sampling,
                                              prompts_per_step=r.prompts_per_step, max_staleness=r.max_staleness,
                                              data_seed=cfg.task.seed, start_step=start_step,
                                              start_version=None if resume else 0)

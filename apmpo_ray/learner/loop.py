@@ -208,9 +208,18 @@ class LearnerLoop:
         return time.monotonic() - started
 
     def _wait_for_generators(self) -> None:
+        """Until every generator answers: a restarting actor refuses calls until its engine is up again."""
         import ray
 
-        ray.get([g.ping.remote() for g in self.generators], timeout=self.cfg.trainer.weight_sync_timeout_s)
+        deadline = time.monotonic() + self.cfg.trainer.weight_sync_timeout_s
+        while True:
+            try:
+                ray.get([g.ping.remote() for g in self.generators], timeout=max(1.0, deadline - time.monotonic()))
+                return
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(2.0)
 
     def _maybe_evaluate(self, version: int, metrics: dict[str, float]) -> None:
         """Held-out evaluation with the weights just broadcast, through the first generator."""

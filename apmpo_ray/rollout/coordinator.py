@@ -80,6 +80,7 @@ class RolloutCoordinator:
         self.restart_notice = False  # a generator came back with its initial weights: it needs a resync
         self.publications = 0
         self.consumed: dict[int, str] = {}
+        self.generating: dict[int, list[int]] = {}  # generator -> prompts of its call in flight
         self.served: tuple[int, list[RolloutGroup], dict] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -134,6 +135,7 @@ class RolloutCoordinator:
             indices, admitted_version = await self._claim()
             prompts = [self.stream[i] for i in indices]
             started = time.monotonic()
+            self.generating[g] = indices
             try:
                 version, outputs = await generator.rollout.remote(
                     [p.prompt_ids for p in prompts], n=s.group_size, max_new_tokens=s.max_new_tokens,
@@ -149,6 +151,8 @@ class RolloutCoordinator:
                 self.error = err
                 await self._notify()
                 raise
+            finally:
+                self.generating.pop(g, None)
             elapsed = time.monotonic() - started
             if version < admitted_version:
                 # A restarted generator reloaded its initial weights: its output is too stale to use.
@@ -244,7 +248,8 @@ class RolloutCoordinator:
     def position(self) -> dict[str, Any]:
         return {"next_index": self.next_index, "retry": sorted(self.retry), "in_flight": sorted(self.in_flight),
                 "published_version": self.published_version, "buffered": len(self.buffer),
-                "reissued": self.reissued, "consumed": dict(self.consumed)}
+                "reissued": self.reissued, "consumed": dict(self.consumed),
+                "generating": {g: list(v) for g, v in self.generating.items()}}
 
 
 def coordinator_actor():
