@@ -22,7 +22,7 @@ def run(staleness: int, steps: int, extra: list[str], root: str) -> dict:
     from apmpo_ray.launch import train
 
     cfg = load_config(None, [f"rollout.max_staleness={staleness}", f"trainer.max_steps={steps}",
-                             f"tracking.tracking_uri=file://{root}/mlruns", f"trainer.output_dir={root}/runs",
+                             f"tracking.tracking_uri=sqlite:///{root}/mlflow.db", f"trainer.output_dir={root}/runs",
                              "tracking.experiment=async-speedup", *extra])
     result = train(cfg)
     h = result.history
