@@ -37,6 +37,7 @@ def summarize(result, cfg) -> str:
         values = [row[key] for row in rows if key in row]
         return sum(values) / max(len(values), 1)
 
+    evals = [row for row in history if "eval/avg/pass_at_1" in row]
     lines = [
         "",
         f"== apmpo-ray: {cfg.algo.name} finished {len(history)} steps in {result.wall_seconds:.0f} s ==",
@@ -46,6 +47,7 @@ def summarize(result, cfg) -> str:
         f"staleness {mean(history, 'rollout/staleness_mean'):.2f} (max {cfg.rollout.max_staleness})",
         f"throughput      gen {mean(history, 'perf/gen_tokens_per_s'):.0f} tok/s, train "
         f"{mean(history, 'perf/train_tokens_per_s'):.0f} tok/s, weight sync {mean(history, 'perf/weight_sync_s'):.3f} s",
+        *([f"held-out eval   pass@1 {evals[-1]['eval/avg/pass_at_1']:.3f} at step {evals[-1]['step']}"] if evals else []),
         f"MLflow run      {result.run_id}  ({result.tracking_uri})",
         f"                mlflow ui --backend-store-uri {result.tracking_uri}",
         f"final model     {result.final_model_dir}",

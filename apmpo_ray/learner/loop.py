@@ -55,6 +55,7 @@ class LearnerLoop:
         self.final_model_dir = final_model_dir
         self.run_dir = Path(run_dir) if run_dir else Path(cfg.trainer.output_dir).resolve() / (run_id or "run")
         self.controls_history: list[dict[str, float]] = []
+        self.latest_eval: dict[str, float] = {}
         self.broadcaster = self.logger = None
         if rank == 0:
             from ..weight_sync import WeightBroadcaster
@@ -180,10 +181,11 @@ class LearnerLoop:
             regroup = ray.get(self.coordinator.take_restart_notice.remote())
             metrics["perf/weight_sync_s"] = self._sync_generators(version, regroup=regroup)
         metrics["trainer/version"] = float(version)
-        self._maybe_evaluate(version, metrics)
+        self._maybe_evaluate(step, version, metrics)
         if self.logger is not None:
             self.logger.log_metrics(metrics, step=step)
-        ray.get(self.coordinator.record_step.remote({"step": step, **metrics}))
+        ray.get(self.coordinator.record_step.remote({"step": step, **metrics, **self.latest_eval}))
+        self.latest_eval = {}
 
     def _sync_generators(self, version: int, regroup: bool = False) -> float:
         """Broadcast ``version`` and publish it. A generator that Ray restarted lost its place in the group
@@ -221,16 +223,18 @@ class LearnerLoop:
                     raise
                 time.sleep(2.0)
 
-    def _maybe_evaluate(self, version: int, metrics: dict[str, float]) -> None:
-        """Held-out evaluation with the weights just broadcast, through the first generator."""
+    def _maybe_evaluate(self, step: int, version: int, metrics: dict[str, float]) -> None:
+        """Held-out evaluation of the weights just broadcast (after ``version`` updates), through the first
+        generator; logged at the step that produced them, beside that step's training metrics."""
         from ..evaluation import actor_generate_fn, run_periodic_eval, should_evaluate
 
-        if not should_evaluate(self.cfg, version):
+        if not should_evaluate(self.cfg, version) or version % self.cfg.trainer.weight_sync_every:
             return
         started = time.monotonic()
-        results = run_periodic_eval(self.cfg, actor_generate_fn(self.generators[0]), self.tokenizer, version,
+        results = run_periodic_eval(self.cfg, actor_generate_fn(self.generators[0]), self.tokenizer, step,
                                     run_id=self.run_id)
-        metrics.update({k: v for k, v in results.items() if k.startswith("eval/avg/")})
+        # already logged to MLflow by run_periodic_eval; the driver's summary reads the average from here
+        self.latest_eval = {k: v for k, v in results.items() if k.startswith("eval/avg/")}
         metrics["perf/eval_s"] = time.monotonic() - started
 
     def finish(self) -> None:

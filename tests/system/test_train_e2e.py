@@ -26,7 +26,8 @@ def ray_session():
 
 
 def test_training_runs_end_to_end_and_tracks_every_metric(tmp_path, ray_session):
-    cfg = _config(tmp_path, "trainer.max_steps=3", "rollout.max_staleness=0", "tracking.run_name=e2e")
+    cfg = _config(tmp_path, "trainer.max_steps=3", "rollout.max_staleness=0", "tracking.run_name=e2e",
+                  "eval.every_steps=2", "eval.k=2", "eval.synthetic_problems=16")
     result = train(cfg)
 
     assert [row["step"] for row in result.history] == [0, 1, 2]
@@ -42,6 +43,9 @@ def test_training_runs_end_to_end_and_tracks_every_metric(tmp_path, ray_session)
         assert sorted(m.step for m in history) == [0, 1, 2], key
     p = client.get_metric_history(result.run_id, "apmpo/p")
     assert all(0.44 < m.value <= 1.0 for m in p)
+    # periodic held-out evaluation through a generator, logged beside the step that produced the weights
+    evaluation = client.get_metric_history(result.run_id, "eval/avg/pass_at_1")
+    assert [m.step for m in evaluation] == [1] and 0.0 <= evaluation[0].value <= 1.0
     artifacts = [a.path for a in client.list_artifacts(result.run_id, "final_model")]
     assert "final_model/config.json" in artifacts
     # admission never ran past the bound: version 3 with no slack may start prompts below (3 + 0 + 1) * 8
