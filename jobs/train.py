@@ -10,7 +10,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a plain checkout (ray job submit)
+# Runnable from a plain checkout (ray job submit). jobs/ itself leaves sys.path: Ray hands the driver's path to
+# every worker, where jobs/evaluate.py would shadow the `evaluate` library.
+_JOBS = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _JOBS]
+sys.path.insert(0, str(_JOBS.parent))
 
 from apmpo_ray.config import ConfigError, load_config  # noqa: E402
 
@@ -47,7 +51,8 @@ def summarize(result, cfg) -> str:
         f"staleness {mean(history, 'rollout/staleness_mean'):.2f} (max {cfg.rollout.max_staleness})",
         f"throughput      gen {mean(history, 'perf/gen_tokens_per_s'):.0f} tok/s, train "
         f"{mean(history, 'perf/train_tokens_per_s'):.0f} tok/s, weight sync {mean(history, 'perf/weight_sync_s'):.3f} s",
-        *([f"held-out eval   pass@1 {evals[-1]['eval/avg/pass_at_1']:.3f} at step {evals[-1]['step']}"] if evals else []),
+        *([f"held-out eval   pass@1 " + " -> ".join(f"{row['eval/avg/pass_at_1']:.3f} (step {row['step']})"
+                                                  for row in evals)] if evals else []),
         f"MLflow run      {result.run_id}  ({result.tracking_uri})",
         f"                mlflow ui --backend-store-uri {result.tracking_uri}",
         f"final model     {result.final_model_dir}",
