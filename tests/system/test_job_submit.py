@@ -172,7 +172,7 @@ def test_ray_job_submit_runs_train_to_completion(ray_head, tmp_path):
          "--working-dir", str(REPO), "--",
          "python", "jobs/train.py", f"trainer.max_steps={STEPS}", "rollout.prompts_per_step=4",
          "rollout.group_size=4", "trainer.mini_batch_size=16", f"tracking.tracking_uri=sqlite:///{store}",
-         f"trainer.output_dir={tmp_path / 'runs'}"],
+         f"trainer.output_dir={tmp_path / 'runs'}", "eval.every_steps=2", "eval.k=2", "eval.synthetic_problems=8"],
         cwd=REPO, env=head.env, capture_output=True, text=True, timeout=JOB_TIMEOUT_S)
     elapsed = time.monotonic() - started
     output = submit.stdout + submit.stderr
@@ -192,6 +192,8 @@ def test_ray_job_submit_runs_train_to_completion(ray_head, tmp_path):
     assert client.get_run(run_id).info.status == "FINISHED"
     rewards = client.get_metric_history(run_id, "reward/mean")
     assert sorted(m.step for m in rewards) == list(range(STEPS))
+    # held-out evaluation ran inside the learner worker on the cluster (the job's own imports, e.g. `evaluate`)
+    assert [m.step for m in client.get_metric_history(run_id, "eval/avg/pass_at_1")] == [STEPS - 1]
 
     # What --working-dir shipped: the code, without .git or what .gitignore excludes (caches, local runs, stores).
     uploaded = re.search(r"Uploading package gcs://(_ray_pkg_[0-9a-f]+)\.zip", output)
