@@ -57,13 +57,12 @@ def load_training_problems(cfg: Config, tokenizer):
     return load_problems(cfg.task, tokenizer), prompt_encoder(tokenizer, cfg.task)
 
 
-def _verifier_scorer(cfg: Config):
+def start_verifiers(cfg: Config):
     from .verifiers import VerifierPool
 
     r = cfg.rollout
-    pool = VerifierPool(cfg.task.reward, num_actors=r.num_verifiers, processes_per_actor=r.verifier_processes,
+    return VerifierPool(cfg.task.reward, num_actors=r.num_verifiers, processes_per_actor=r.verifier_processes,
                         timeout_s=r.verifier_timeout_s)
-    return pool
 
 
 def learner_resources(cfg: Config) -> dict[str, float]:
@@ -118,7 +117,7 @@ def train(cfg: Config, *, on_step=None) -> TrainResult:
 
     r, t = cfg.rollout, cfg.trainer
     generators = start_generators(cfg, model_path, name_prefix=f"apmpo-{run_id[:8]}-")
-    pool = _verifier_scorer(cfg)
+    pool = start_verifiers(cfg)
     sampling = SamplingSettings(group_size=r.group_size, max_new_tokens=r.max_new_tokens, temperature=r.temperature,
                                 top_p=r.top_p, prompts_per_call=r.prompts_per_call, seed=t.seed)
     coordinator = coordinator_actor().options(name=f"apmpo-{run_id[:8]}-coordinator").remote(problems, encode, generators, pool.score_async, sampling,

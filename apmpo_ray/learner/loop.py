@@ -11,7 +11,7 @@ import torch
 from ..algorithms import prepare_step
 from ..config import Config, config_from_dict, config_hash
 from .batch import build_batch
-from .policy import Policy, _select_keywords
+from .policy import Policy, keywords_for_rows
 
 log = logging.getLogger(__name__)
 CONTROL_KEYS = ("apmpo/mu", "apmpo/sigma", "apmpo/p", "apmpo/fss", "apmpo/eps_ada")
@@ -72,8 +72,6 @@ class LearnerLoop:
     def run(self, start_step: int = 0, resume_from: str | None = None) -> None:
         """Steps ``start_step`` .. max_steps-1. On resume the generators first get the checkpoint's weights
         as version ``start_step``; the coordinator admits nothing until that version is published."""
-        import ray
-
         if resume_from:
             self._restore(resume_from)
             if self.rank == 0:
@@ -151,7 +149,7 @@ class LearnerLoop:
         old = self.policy.score(mine) if cfg.trainer.recompute_old_logprobs else mine.behaviour_logprobs
         ref = self.policy.score(mine, reference=True) if cfg.algo.beta > 0 else None
         mine = mine.with_(old_logprobs=old, ref_logprobs=ref)
-        metrics = self.policy.update(mine, _select_keywords(inputs.loss_keywords, rows, len(batch)),
+        metrics = self.policy.update(mine, keywords_for_rows(inputs.loss_keywords, rows, len(batch)),
                                      epochs=cfg.trainer.ppo_epochs, seed=cfg.trainer.seed * 100_003 + step)
         tokens = float(mine.response_mask.sum() + mine.attention_mask.sum()) * cfg.trainer.ppo_epochs
         metrics["perf/train_tokens_per_s"] = tokens / max(time.monotonic() - started, 1e-9)

@@ -97,7 +97,7 @@ class Policy:
                     rows = order[micro_start: micro_start + self.micro_batch]
                     last = micro_start + self.micro_batch >= start + per_rank_mini
                     metrics, finite = self._micro_step(batch.select(rows),
-                                                       _select_keywords(loss_keywords, rows, len(batch)),
+                                                       keywords_for_rows(loss_keywords, rows, len(batch)),
                                                        skip_step=last)
                     poisoned |= not finite
                     for key, value in metrics.items():
@@ -175,7 +175,7 @@ class Policy:
             tokenizer.save_pretrained(directory)
 
 
-def _select_keywords(keywords: dict, rows: torch.Tensor, n: int) -> dict:
+def keywords_for_rows(keywords: dict, rows: torch.Tensor, n: int) -> dict:
     """Per-sequence tensor keywords (group-scope controls) follow their rows; scalars pass through."""
     return {k: (v[rows] if isinstance(v, torch.Tensor) and v.dim() == 1 and v.shape[0] == n else v)
             for k, v in keywords.items()}
