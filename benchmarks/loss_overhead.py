@@ -1,6 +1,6 @@
 """Forward+backward time of the APMPO loss vs GRPO on this machine (median of repeated runs).
 
-    python benchmarks/loss_overhead.py [--repeats 30] [--threads N]
+    python benchmarks/loss_overhead.py [--repeats 30] [--threads N] [--device cuda]
 
 The paper reports negligible overhead for APMPO; our goal is APMPO/GRPO <= 1.10.
 Each shape times both losses interleaved so drift in machine load affects them alike.
@@ -28,12 +28,19 @@ def make_inputs(B: int, T: int, seed: int = 0):
     return logprobs, old, mask, rewards
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def time_once(name: str, logprobs, old, mask, rewards) -> float:
     leaf = logprobs.clone().requires_grad_(True)
+    _sync(leaf.device)
     start = time.perf_counter()
     step = prepare_step(rewards, AlgorithmConfig(name=name))
     loss, _ = get_loss(name)(leaf, old, step.advantages.to(leaf.dtype), mask, **step.loss_keywords)
     loss.backward()
+    _sync(leaf.device)
     return time.perf_counter() - start
 
 
@@ -41,12 +48,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, float32, median of {args.repeats} runs")
+    device = torch.device(args.device)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{args.threads} CPU threads"
+    print(f"torch {torch.__version__}, {where}, float32, median of {args.repeats} runs")
     print(f"{'shape (B, T)':>14} {'grpo ms':>9} {'apmpo ms':>9} {'apmpo/grpo':>11}")
     for B, T in SHAPES:
-        inputs = make_inputs(B, T)
+        inputs = [x.to(device) for x in make_inputs(B, T)]
         for name in ("grpo", "apmpo"):  # warm-up
             time_once(name, *inputs)
         times: dict[str, list[float]] = {"grpo": [], "apmpo": []}
