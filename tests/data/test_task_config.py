@@ -26,7 +26,8 @@ def test_paper_sql_preset():
 def test_tiny_default_is_unchanged():
     cfg = load_config()
     assert (cfg.task.dataset, cfg.task.reward, cfg.task.prompt_template) == ("arithmetic", "arithmetic", "")
-    assert cfg.eval.every_steps == 0 and cfg.eval.benchmarks == []
+    # the tiny default evaluates held-out arithmetic every 40 steps, on the synthetic task only
+    assert cfg.eval.every_steps == 40 and cfg.eval.benchmarks == ["arithmetic"] and cfg.eval.k == 4
 
 
 def test_chat_template_on_off_survive_yaml_booleans():
@@ -52,7 +53,7 @@ def test_benchmark_entries_parse():
     ("eval.benchmarks=['avg=x.jsonl']", "'avg' is reserved"),
     ("eval.benchmarks={a: x}", "eval.benchmarks: expected a list"),
     ("eval.benchmarks=[[a]]", "eval.benchmarks\\[0\\]: expected a string"),
-    ("eval.num_samples=4", "eval.num_samples \\(4\\) must be 0 or >= eval.k \\(16\\)"),
+    ("eval.num_samples=2", "eval.num_samples \\(2\\) must be 0 or >= eval.k \\(4\\)"),
     ("task.prompt_template=plain", "task.prompt_template: 'plain' is neither"),
     ("task.chat_template=always", "task.chat_template: 'always' is not one of"),
     ("task.answer_format=latex", "task.answer_format: 'latex' is not one of"),
