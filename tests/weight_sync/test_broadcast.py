@@ -2,18 +2,11 @@
 import pytest
 import torch
 
-ray = pytest.importorskip("ray")
+import ray
 
-from apmpo_ray.generators.actor import GeneratorActor  # noqa: E402
-from apmpo_ray.models.tiny import build_tokenizer, tiny_model_path  # noqa: E402
-from apmpo_ray.weight_sync import WeightBroadcaster  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def ray_session():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+from apmpo_ray.generators.actor import GeneratorActor
+from apmpo_ray.models.tiny import build_tokenizer, tiny_model_path
+from apmpo_ray.weight_sync import WeightBroadcaster
 
 
 @pytest.fixture(scope="module")

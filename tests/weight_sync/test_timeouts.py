@@ -7,16 +7,9 @@ import time
 
 import pytest
 
-ray = pytest.importorskip("ray")
+import ray
 
-from apmpo_ray.weight_sync import WeightBroadcaster, WeightSyncError  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def ray_session():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+from apmpo_ray.weight_sync import WeightBroadcaster, WeightSyncError
 
 
 @ray.remote(num_cpus=0, max_concurrency=1)
