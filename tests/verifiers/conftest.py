@@ -66,13 +66,13 @@ def plugin_dir(tmp_path_factory):
     sys.path.remove(str(path))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster(plugin_dir):
-    """A local Ray instance whose workers can import the test plugins; shut down after the session."""
+    """A local Ray instance whose workers can import the test plugins; shut down after the module."""
     import ray
 
-    if ray.is_initialized():
-        pytest.skip("Ray is already initialised with another configuration")
+    if ray.is_initialized():  # another module's connection lacks the plugin path: start afresh
+        ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": plugin_dir}})
     try:
