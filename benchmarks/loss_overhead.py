@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from apmpo_ray.algorithms import AlgorithmConfig, get_loss, prepare_step
+from apmpo_ray.algorithms import AlgorithmConfig, LossInputs, prepare_step
 
 SHAPES = [(64, 2048), (256, 512)]
 
@@ -37,9 +37,10 @@ def time_once(name: str, logprobs, old, mask, rewards) -> float:
     leaf = logprobs.clone().requires_grad_(True)
     _sync(leaf.device)
     start = time.perf_counter()
-    step = prepare_step(rewards, AlgorithmConfig(name=name))
-    loss, _ = get_loss(name)(leaf, old, step.advantages.to(leaf.dtype), mask, **step.loss_keywords)
-    loss.backward()
+    step = prepare_step(rewards, mask, AlgorithmConfig(name=name))
+    inputs = LossInputs(leaf, old, step.advantages.to(leaf), mask, global_tokens=float(mask.sum()),
+                        global_sequences=float(mask.shape[0]))
+    step.loss(inputs, step.controls.to(leaf.device)).loss.backward()
     _sync(leaf.device)
     return time.perf_counter() - start
 

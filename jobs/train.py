@@ -42,13 +42,18 @@ def summarize(result, cfg) -> str:
         return sum(values) / max(len(values), 1)
 
     evals = [row for row in history if "eval/avg/pass_at_1" in row]
+    controls = "   ".join(f"{key} {mean(tail, key):.3f}" for key in ("apmpo/p", "apmpo/eps_ada")
+                           if any(key in row for row in tail))
+    correction = cfg.algo.off_policy_correction
     lines = [
         "",
         f"== apmpo-ray: {cfg.algo.name} finished {len(history)} steps in {result.wall_seconds:.0f} s ==",
         f"reward/mean     first {len(head)} steps {mean(head, 'reward/mean'):.3f} -> last {len(tail)} steps "
         f"{mean(tail, 'reward/mean'):.3f}",
-        f"apmpo/p         {mean(tail, 'apmpo/p'):.3f}   apmpo/eps_ada {mean(tail, 'apmpo/eps_ada'):.3f}   "
-        f"staleness {mean(history, 'rollout/staleness_mean'):.2f} (max {cfg.rollout.max_staleness})",
+        f"{'controls':<15} {controls + '   ' if controls else ''}staleness "
+        f"{mean(history, 'rollout/staleness_mean'):.2f} (max {cfg.rollout.max_staleness}), correction {correction}"
+        + (f" (IS weight mean {mean(history, 'rollout/is_weight_mean'):.3f}, truncated "
+           f"{mean(history, 'rollout/is_clipped_frac'):.2%})" if correction != "none" else ""),
         f"throughput      gen {mean(history, 'perf/gen_tokens_per_s'):.0f} tok/s, train "
         f"{mean(history, 'perf/train_tokens_per_s'):.0f} tok/s, weight sync {mean(history, 'perf/weight_sync_s'):.3f} s",
         *([f"held-out eval   pass@1 " + " -> ".join(f"{row['eval/avg/pass_at_1']:.3f} (step {row['step']})"
@@ -74,9 +79,10 @@ def main(argv: list[str]) -> int:
 
     def on_step(metrics: dict) -> None:
         bar.update(int(metrics["step"]) + 1 - bar.n)  # a resumed run starts past 0
-        bar.set_postfix(reward=f"{metrics.get('reward/mean', float('nan')):.3f}",
-                        p=f"{metrics.get('apmpo/p', float('nan')):.3f}",
-                        eps_ada=f"{metrics.get('apmpo/eps_ada', float('nan')):.3f}",
+        shown = {"reward": metrics.get("reward/mean", float("nan"))}
+        shown.update({name: metrics[key] for name, key in (("p", "apmpo/p"), ("eps_ada", "apmpo/eps_ada"))
+                      if key in metrics})
+        bar.set_postfix({k: f"{v:.3f}" for k, v in shown.items()},
                         stale=f"{metrics.get('rollout/staleness_mean', 0):.1f}")
 
     try:

@@ -1,4 +1,4 @@
-"""Reward statistics: group-normalised advantages and APMPO's batch-level controls.
+"""APMPO's batch-level controls from reward statistics: μ_R, σ_R, p, FSS and ε_ada.
 
 Equation numbers refer to the APMPO paper (shared/seeds/001_*.txt).
 """
@@ -14,26 +14,6 @@ Scalar = Union[float, torch.Tensor]
 PSchedule = Literal["exp", "linear", "one"]
 FssVariant = Literal["full", "mu", "inv_sigma"]
 
-# Spread below which a group (or batch) counts as "all rewards equal".
-_EQUAL_REWARDS_TOL = 1e-12
-
-
-def group_advantages(rewards: torch.Tensor, *, delta: float = 1e-6, scale_by_std: bool = True) -> torch.Tensor:
-    """Eq. 2 per group: Â_i = (R_i - μ_group) / (σ_group + δ), σ the population std.
-
-    ``rewards`` is ``[num_groups, G]``. A group whose rewards are all equal carries no
-    learning signal and gets exactly 0. ``scale_by_std=False`` skips the division
-    (Dr. GRPO), leaving R_i - μ_group.
-    """
-    if rewards.dim() != 2:
-        raise ValueError(f"rewards must be [num_groups, G], got shape {tuple(rewards.shape)}")
-    rewards = rewards.to(torch.float64) if not rewards.is_floating_point() else rewards
-    mean = rewards.mean(dim=1, keepdim=True)
-    std = rewards.std(dim=1, unbiased=False, keepdim=True)
-    centred = rewards - mean
-    adv = centred / (std + delta) if scale_by_std else centred
-    return torch.where(std > _EQUAL_REWARDS_TOL, adv, torch.zeros_like(adv))
-
 
 @dataclass(frozen=True)
 class BatchControls:
@@ -45,12 +25,12 @@ class BatchControls:
     fss: Scalar
     eps_ada: Scalar
 
-    def as_metrics(self) -> dict[str, float]:
+    def as_metrics(self, acting: tuple[str, ...] = ("mu", "sigma", "p", "fss", "eps_ada")) -> dict[str, float]:
+        """``apmpo/<field>`` for the fields in ``acting`` (group-scope tensors as their mean)."""
         def mean(x: Scalar) -> float:
             return float(x.float().mean()) if isinstance(x, torch.Tensor) else float(x)
 
-        return {"apmpo/mu": mean(self.mu), "apmpo/sigma": mean(self.sigma), "apmpo/p": mean(self.p),
-                "apmpo/fss": mean(self.fss), "apmpo/eps_ada": mean(self.eps_ada)}
+        return {f"apmpo/{name}": mean(getattr(self, name)) for name in acting}
 
 
 def power_exponent(mu: Scalar, *, gamma: float, schedule: PSchedule = "exp", floor: float = 0.01) -> Scalar:

@@ -1,45 +1,28 @@
-"""Policy losses over per-token log-probabilities (pure functions; torch only).
+"""Policy losses (pure functions; torch only): ``fn(inputs: LossInputs, controls: Controls) -> LossOutput``.
 
-Shared calling convention::
+Three families cover every registered loss:
 
-    loss, metrics = fn(logprobs, old_logprobs, advantages, mask, **keywords)
+- :func:`clipped_surrogate_loss`: PPO's per-token min(r·Â, clip(r)·Â), aggregated by ``controls.aggregation``
+  (GRPO, DAPO, Dr. GRPO, AGPO);
+- :func:`power_mean_loss`: APMPO's power mean of the clipped ratios per sequence (Eq. 7-10);
+- :func:`geometric_mean_loss`: GMPO's geometric mean per sequence (Eq. 14).
 
-``logprobs``/``old_logprobs`` are ``[B, T]`` log π(o_t) of the sampled tokens, ``mask`` is
-``[B, T]`` with 1 on response tokens, ``advantages`` is ``[B]`` (one Â_i per sequence).
-``loss`` is a scalar to *minimise* (the negated objective); ``metrics`` is a dict of floats.
-Clip bounds and the power exponent may be floats or ``[B]`` tensors (per-group controls).
-Unknown keywords are accepted and ignored so one call site can drive every loss.
+Each adds the shaped term of off-policy (teacher) sequences, which never enter a ratio. The loss is this
+micro-batch's share of the negated mini-batch objective (see :mod:`.aggregation`).
 """
 from __future__ import annotations
 
 import math
-from typing import Union
 
 import torch
 
-Bound = Union[float, torch.Tensor]
+from .advantages import sequence_advantages
+from .aggregation import aggregate, sequence_mean
+from .contract import Bound, Controls, LossInputs, LossOutput
+from .correction import behaviour_weights, correction_metrics, log_ratio, tis_weights
 
-LOG_RATIO_CLAMP = 20.0
 # Below this exponent the power mean is evaluated as its p → 0 limit, the geometric mean.
 _GEOMETRIC_P = 1e-6
-
-
-def validate_inputs(logprobs, old_logprobs, advantages, mask) -> tuple[torch.Tensor, torch.Tensor]:
-    """Check shapes and that every row has a response token; returns (float mask, lengths)."""
-    if logprobs.dim() != 2:
-        raise ValueError(f"logprobs must be [B, T], got shape {tuple(logprobs.shape)}")
-    if old_logprobs.shape != logprobs.shape or mask.shape != logprobs.shape:
-        raise ValueError(
-            f"logprobs {tuple(logprobs.shape)}, old_logprobs {tuple(old_logprobs.shape)} and "
-            f"mask {tuple(mask.shape)} must have the same [B, T] shape")
-    if advantages.shape != logprobs.shape[:1]:
-        raise ValueError(f"advantages must be [B]={logprobs.shape[0]}, got shape {tuple(advantages.shape)}")
-    mask = mask.to(logprobs.dtype)
-    lengths = mask.sum(dim=1)
-    empty = (lengths == 0).nonzero().flatten()
-    if empty.numel():
-        raise ValueError(f"mask rows {empty.tolist()} have no response token; drop empty responses before the loss")
-    return mask, lengths
 
 
 def _column(x: Bound, like: torch.Tensor) -> Bound:
@@ -53,34 +36,30 @@ def _log(x: Bound) -> Bound:
     return torch.log(x) if isinstance(x, torch.Tensor) else math.log(x)
 
 
-def log_ratio(logprobs: torch.Tensor, old_logprobs: torch.Tensor) -> torch.Tensor:
-    """log r = log π_θ - log π_old, clamped so exp() stays finite for any input."""
-    return (logprobs - old_logprobs).clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)
-
-
 def selected_log_ratio(lr: torch.Tensor, advantages: torch.Tensor, log_lo: Bound, log_hi: Bound) -> torch.Tensor:
-    """log ρ̃: the ratio PPO's min selects, min(r, clip r) for Â > 0 and max(r, clip r) for Â < 0.
+    """log ρ̃: the ratio PPO's min selects, min(r, clip r) where Â > 0 and max(r, clip r) where Â < 0.
 
-    Because |Â_i| is constant within a sequence, |min(r·Â, clip(r)·Â)| = |Â|·ρ̃ (NOTES §5).
-    A clipped token gets a constant, hence zero gradient.
+    ``advantages`` is ``[B]`` or ``[B, T]``. Because |min(r·Â, clip(r)·Â)| = |Â|·ρ̃, a sequence-level
+    objective can be written over ρ̃ alone (NOTES §5). A clipped token gets a constant, hence zero gradient.
     """
-    positive = (advantages > 0).unsqueeze(1)
+    positive = advantages > 0
+    if positive.dim() == 1:
+        positive = positive.unsqueeze(1)
     hi = torch.as_tensor(log_hi, dtype=lr.dtype, device=lr.device)
     lo = torch.as_tensor(log_lo, dtype=lr.dtype, device=lr.device)
     return torch.where(positive, torch.minimum(lr, hi), torch.maximum(lr, lo))
 
 
-def clip_metrics(lr, advantages, mask, n_tokens, log_lo: Bound, log_hi: Bound) -> dict[str, float]:
-    """Fractions of response tokens whose clipped branch is active (zero gradient), and the mean ratio."""
+def clip_metrics(lr: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, log_lo: Bound,
+                 log_hi: Bound) -> dict[str, float]:
+    """Shares of on-policy tokens whose clipped branch is active (zero gradient), and the mean ratio."""
     with torch.no_grad():
-        adv = advantages.unsqueeze(1)
+        adv = advantages if advantages.dim() == 2 else advantages.unsqueeze(1)
+        n = mask.sum().clamp_min(1)
         high = ((lr > log_hi) & (adv > 0)).to(mask.dtype)
         low = ((lr < log_lo) & (adv < 0)).to(mask.dtype)
-        return {
-            "clip/frac_high": float((high * mask).sum() / n_tokens),
-            "clip/frac_low": float((low * mask).sum() / n_tokens),
-            "ratio/mean": float((lr.exp() * mask).sum() / n_tokens),
-        }
+        return {"clip/frac_high": float((high * mask).sum() / n), "clip/frac_low": float((low * mask).sum() / n),
+                "ratio/mean": float((lr.exp() * mask).sum() / n)}
 
 
 def log_power_mean(x: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor, p: Bound) -> torch.Tensor:
@@ -101,82 +80,113 @@ def log_power_mean(x: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor, p
     return mean if p < _GEOMETRIC_P else mean + excess / p
 
 
-def grpo_loss(logprobs, old_logprobs, advantages, mask, *, eps_low: Bound = 0.2, eps_high: Bound = 0.2,
-              **_unused):
-    """Eq. 12: -(1/B) Σ_i (1/|o_i|) Σ_t min(r·Â_i, clip(r, 1-ε_low, 1+ε_high)·Â_i)."""
-    mask, lengths = validate_inputs(logprobs, old_logprobs, advantages, mask)
-    lr = log_ratio(logprobs, old_logprobs)
-    ratio = lr.exp()
-    lo, hi = 1.0 - _column(eps_low, lr), 1.0 + _column(eps_high, lr)
-    adv = advantages.to(lr).unsqueeze(1)
-    token_obj = torch.minimum(ratio * adv, torch.clamp(ratio, lo, hi) * adv)
-    seq_obj = (token_obj * mask).sum(dim=1) / lengths
-    metrics = clip_metrics(lr, advantages, mask, lengths.sum(), _log(lo), _log(hi))
-    return -seq_obj.mean(), metrics
+def off_policy_objective(inputs: LossInputs, controls: Controls) -> torch.Tensor:
+    """Teacher sequences (LUFFY's policy shaping, used by AMPO): (1/N_seq) Σ_i (1/|o_i|) Σ_t Â_{i,t}·f(π_θ),
+    f(π) = π/(π + λ). No ratio and no clip: these tokens were not drawn from the policy's sampler."""
+    mask = inputs.off_policy_mask()
+    if mask is None:
+        return inputs.logprobs.new_zeros(())
+    prob = inputs.logprobs.exp()
+    shaped = prob / (prob + controls.shaping_lambda)
+    return aggregate(shaped * inputs.advantages.to(prob), mask, "seq_mean_token_mean",
+                     global_tokens=inputs.global_tokens, global_sequences=inputs.global_sequences)
 
 
-def dapo_loss(logprobs, old_logprobs, advantages, mask, *, eps_low: Bound = 0.2, eps_high: Bound = 0.28,
-              **_unused):
-    """Eq. 13: clip-higher (ε_low 0.2, ε_high 0.28) and a token mean over the whole batch."""
-    mask, lengths = validate_inputs(logprobs, old_logprobs, advantages, mask)
-    lr = log_ratio(logprobs, old_logprobs)
-    ratio = lr.exp()
-    lo, hi = 1.0 - _column(eps_low, lr), 1.0 + _column(eps_high, lr)
-    adv = advantages.to(lr).unsqueeze(1)
-    token_obj = torch.minimum(ratio * adv, torch.clamp(ratio, lo, hi) * adv)
-    n_tokens = lengths.sum()
-    metrics = clip_metrics(lr, advantages, mask, n_tokens, _log(lo), _log(hi))
-    return -(token_obj * mask).sum() / n_tokens, metrics
+def _finish(objective: torch.Tensor, inputs: LossInputs, controls: Controls, metrics: dict) -> LossOutput:
+    objective = objective + off_policy_objective(inputs, controls)
+    metrics.update(correction_metrics(inputs, controls.correction, controls.is_cap, inputs.on_policy_mask()))
+    return LossOutput(-objective, metrics)
 
 
-def gmpo_loss(logprobs, old_logprobs, advantages, mask, *, log_clip: float = 0.4, **_unused):
-    """Eq. 14 as in GMPO: -(1/B) Σ_i Â_i·exp((1/|o_i|) Σ_t log ρ̃_t), log-ratio clipped to ±0.4.
+def clipped_surrogate_loss(inputs: LossInputs, controls: Controls) -> LossOutput:
+    """Token-level PPO clip, weighted by the off-policy correction:
 
-    The APMPO paper prints the exponent as 1/|o_i|; GMPO's exponent is sgn(Â_i)/|o_i|, which
-    undoes the r^sgn(Â) inside. Without it a negative advantage would raise its tokens'
-    probabilities, so we follow GMPO.
+    J = agg_{i,t} w_{i,t}·min(r·Â_{i,t}, clip(r, 1-ε_low, 1+ε_high)·Â_{i,t}),  r = π_θ/π_old (π_prox),
+    w = 1 (``none``) or min(π_prox/π_behav, cap) (``decoupled``). Under ``tis`` the token objective is
+    min(π_θ/π_behav, cap)·Â·π_θ/sg(π_θ): no clip, gradient w·Â·∇log π_θ.
     """
-    mask, lengths = validate_inputs(logprobs, old_logprobs, advantages, mask)
-    lr = log_ratio(logprobs, old_logprobs)
-    selected = selected_log_ratio(lr, advantages, -log_clip, log_clip)
-    geometric = torch.exp((selected * mask).sum(dim=1) / lengths)
-    metrics = clip_metrics(lr, advantages, mask, lengths.sum(), -log_clip, log_clip)
-    return -(advantages.to(lr) * geometric).mean(), metrics
+    mask = inputs.on_policy_mask()
+    adv = inputs.advantages.to(inputs.logprobs)
+    lr = log_ratio(inputs.logprobs, inputs.proximal_logprobs)
+    lo, hi = 1.0 - _column(controls.eps_low, lr), 1.0 + _column(controls.eps_high, lr)
+    if controls.correction == "tis":
+        token_obj = tis_weights(inputs, controls.is_cap) * adv * torch.exp(inputs.logprobs - inputs.logprobs.detach())
+    else:
+        ratio = lr.exp()
+        token_obj = torch.minimum(ratio * adv, torch.clamp(ratio, lo, hi) * adv)
+        token_obj = behaviour_weights(inputs, controls.correction, controls.is_cap) * token_obj
+    objective = aggregate(token_obj, mask, controls.aggregation, global_tokens=inputs.global_tokens,
+                          global_sequences=inputs.global_sequences)
+    return _finish(objective, inputs, controls, clip_metrics(lr, adv, mask, _log(lo), _log(hi)))
 
 
-def apmpo_loss(logprobs, old_logprobs, advantages, mask, *, p: Bound, eps_low: Bound, eps_high: Bound,
-               **_unused):
-    """Eq. 7-10 without the KL term: -(1/B) Σ_i sgn(Â_i)·[(1/|o_i|) Σ_t φ_{i,t}^p]^{1/p}.
+def _sequence_terms(inputs: LossInputs, controls: Controls, loss_name: str, log_lo: Bound, log_hi: Bound):
+    """Shared by the per-sequence losses: on-policy mask, Â_i, log ratios, and log(w·ρ̃) per token."""
+    if controls.correction == "tis":
+        raise ValueError(f"off-policy correction 'tis' is a token-level policy gradient; loss {loss_name!r} forms "
+                         "one objective per sequence: use 'decoupled'")
+    if controls.aggregation != "seq_mean_token_mean":
+        raise ValueError(f"loss {loss_name!r} averages one objective per sequence (seq_mean_token_mean); "
+                         f"aggregation {controls.aggregation!r} does not apply")
+    mask = inputs.on_policy_mask()
+    adv = sequence_advantages(inputs.advantages.to(inputs.logprobs), mask, loss_name=loss_name)
+    lr = log_ratio(inputs.logprobs, inputs.proximal_logprobs)
+    selected = selected_log_ratio(lr, adv, log_lo, log_hi)
+    log_weight = torch.log(behaviour_weights(inputs, controls.correction, controls.is_cap))
+    return mask, adv, lr, selected + log_weight
 
-    With φ = |Â_i|·ρ̃ (NOTES §5) this is -(1/B) Σ_i Â_i·M_p(ρ̃_i), computed in log space.
-    ``eps_high`` is ε_ada for APMPO; ``p`` may be a float or a ``[B]`` tensor.
+
+def power_mean_loss(inputs: LossInputs, controls: Controls) -> LossOutput:
+    """APMPO, Eq. 7-10 without the KL term: J = (1/N_seq) Σ_i sgn(Â_i)·[(1/|o_i|) Σ_t φ_{i,t}^p]^{1/p}.
+
+    With φ = |Â_i|·w·ρ̃ (NOTES §5) this is (1/N_seq) Σ_i Â_i·M_p(w·ρ̃_i), computed in log space; w is the
+    decoupled correction's weight (1 otherwise). ``eps_high`` is ε_ada for APMPO; ``p`` may be per sequence.
     """
-    mask, lengths = validate_inputs(logprobs, old_logprobs, advantages, mask)
-    lr = log_ratio(logprobs, old_logprobs)
-    log_lo = _log(1.0 - _column(eps_low, lr))
-    log_hi = _log(1.0 + _column(eps_high, lr))
-    selected = selected_log_ratio(lr, advantages, log_lo, log_hi)
-    power_mean = torch.exp(log_power_mean(selected, mask, lengths, p))
-    metrics = clip_metrics(lr, advantages, mask, lengths.sum(), log_lo, log_hi)
-    metrics["apmpo/power_mean"] = float(power_mean.detach().mean())
-    return -(advantages.to(lr) * power_mean).mean(), metrics
+    log_lo = _log(1.0 - _column(controls.eps_low, inputs.logprobs))
+    log_hi = _log(1.0 + _column(controls.eps_high, inputs.logprobs))
+    mask, adv, lr, log_terms = _sequence_terms(inputs, controls, "apmpo", log_lo, log_hi)
+    rows = mask.sum(dim=1) > 0
+    p = controls.p[rows] if isinstance(controls.p, torch.Tensor) and controls.p.dim() == 1 else controls.p
+    power_mean = torch.exp(log_power_mean(log_terms[rows], mask[rows], mask[rows].sum(dim=1), p))
+    objective = sequence_mean(adv[rows] * power_mean, global_sequences=inputs.global_sequences)
+    metrics = clip_metrics(lr, adv, mask, log_lo, log_hi)
+    metrics["apmpo/power_mean"] = float(power_mean.detach().mean()) if power_mean.numel() else 1.0
+    return _finish(objective, inputs, controls, metrics)
+
+
+def geometric_mean_loss(inputs: LossInputs, controls: Controls) -> LossOutput:
+    """Eq. 14 as in GMPO: J = (1/N_seq) Σ_i Â_i·exp((1/|o_i|) Σ_t log(w·ρ̃_t)), log-ratio clipped to ±log_clip.
+
+    The APMPO paper prints the exponent as 1/|o_i|; GMPO's exponent is sgn(Â_i)/|o_i|, which undoes the
+    r^sgn(Â) inside. Without it a negative advantage would raise its tokens' probabilities, so we follow GMPO.
+    """
+    c = controls.log_clip
+    mask, adv, lr, log_terms = _sequence_terms(inputs, controls, "gmpo", -c, c)
+    lengths = mask.sum(dim=1).clamp_min(1)
+    geometric = torch.exp((log_terms * mask).sum(dim=1) / lengths) * (mask.sum(dim=1) > 0)
+    objective = sequence_mean(adv * geometric, global_sequences=inputs.global_sequences)
+    return _finish(objective, inputs, controls, clip_metrics(lr, adv, mask, -c, c))
 
 
 def kl_k3(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
     """Per-token k3 estimate of KL(π_θ‖π_ref): e^d - d - 1 with d = log π_ref - log π_θ (≥ 0)."""
-    d = (ref_logprobs - logprobs).clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)
+    d = log_ratio(ref_logprobs, logprobs)
     return (torch.expm1(d) - d).clamp_min(0.0)
 
 
-def kl_penalty(logprobs, ref_logprobs, mask, *, beta: float) -> tuple[torch.Tensor, dict[str, float]]:
-    """β·KL, a sequence mean of per-sequence token means (the aggregation of Eq. 10).
+def kl_penalty(logprobs: torch.Tensor, ref_logprobs, mask: torch.Tensor, *, beta: float,
+               global_sequences: float) -> tuple[torch.Tensor, dict[str, float]]:
+    """β·KL as a sequence mean of per-sequence token means (Eq. 10's aggregation), this micro-batch's share.
 
-    β = 0 returns a zero that needs no reference log-probs (``ref_logprobs`` may be None).
+    β = 0 returns a zero that needs no reference log-probs (``ref_logprobs`` may be None). The metric is
+    the micro-batch's own mean KL per sequence.
     """
     if beta == 0:
         return logprobs.new_zeros(()), {"loss/kl": 0.0}
     if ref_logprobs is None:
         raise ValueError("kl_penalty with beta > 0 needs reference log-probs")
     mask = mask.to(logprobs.dtype)
-    kl = ((kl_k3(logprobs, ref_logprobs) * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1)).mean()
-    return beta * kl, {"loss/kl": float(kl.detach())}
+    share = aggregate(kl_k3(logprobs, ref_logprobs), mask, "seq_mean_token_mean", global_tokens=1.0,
+                      global_sequences=global_sequences)
+    rows = float((mask.sum(dim=1) > 0).sum().clamp_min(1))
+    return beta * share, {"loss/kl": float(share.detach()) * global_sequences / rows}

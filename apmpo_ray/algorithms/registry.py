@@ -1,122 +1,120 @@
-"""Losses by name, and how each one's keywords follow from a batch of rewards."""
+"""Losses by name, which controls each reads, and how one learner step's inputs follow from its rewards."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Literal, Optional
 
 import torch
 
-from .controls import BatchControls, FssVariant, PSchedule, batch_controls, group_advantages, group_controls
-from .losses import apmpo_loss, dapo_loss, gmpo_loss, grpo_loss
+from .advantages import get_advantage_fn, token_advantages
+from .config import AlgorithmConfig
+from .contract import Controls, LossInputs, LossOutput
+from .controls import BatchControls, FssVariant, PSchedule, batch_controls, group_controls
+from .losses import clipped_surrogate_loss, geometric_mean_loss, power_mean_loss
 
 ClipMode = Literal["fixed", "adaptive", "symmetric_adaptive"]
-
-
-@dataclass
-class AlgorithmConfig:
-    """Hyperparameters of the learner's objective (paper defaults, NOTES §7)."""
-
-    name: str = "apmpo"
-    gamma: float = 0.8
-    eps_min: float = 0.2
-    eps_max: float = 0.4
-    eps_low: float = 0.2
-    # Upper clip bound of the fixed-clip losses; None takes the loss's own default (GRPO 0.2, DAPO 0.28).
-    eps_high: Optional[float] = None
-    gmpo_log_clip: float = 0.4
-    delta: float = 1e-6
-    beta: float = 0.001
-    controls_scope: Literal["batch", "group"] = "batch"
-    scale_advantages_by_std: bool = True
-    p_floor: float = 0.01
-
-    def __post_init__(self):
-        try:
-            get_loss(self.name)
-        except ValueError as err:
-            raise ValueError(f"algo.name: {err}") from None
-        if self.controls_scope not in ("batch", "group"):
-            raise ValueError(f"algo.controls_scope must be 'batch' or 'group', got {self.controls_scope!r}")
-        if not 0 <= self.eps_min <= self.eps_max:
-            raise ValueError(f"need 0 <= algo.eps_min <= algo.eps_max, got {self.eps_min}, {self.eps_max}")
-        if not 0 <= self.eps_low < 1:
-            raise ValueError(f"algo.eps_low must be in [0, 1), got {self.eps_low}")
-        if self.beta < 0 or self.delta <= 0 or self.gamma < 0:
-            raise ValueError("algo.beta and algo.gamma must be >= 0 and algo.delta > 0")
+_CLIPPED = frozenset({"eps_low", "eps_high"})
+_POWER = frozenset({"eps_low", "eps_high", "p"})
 
 
 @dataclass(frozen=True)
 class LossSpec:
-    """A named loss: the function, plus how its p and clip bounds come from the batch controls."""
+    """A named loss: its function, the controls it reads, its defaults, and (for APMPO and its ablations)
+    how p and the clip bounds follow from the batch controls."""
 
     name: str
-    fn: Callable[..., tuple[torch.Tensor, dict]]
+    fn: Callable[[LossInputs, Controls], LossOutput]
     summary: str
+    uses: frozenset
+    sequence_level: bool = False
+    default_aggregation: str = "seq_mean_token_mean"
+    default_advantage: str = "grpo"
     adaptive: bool = False  # whether it consumes the APMPO batch controls
     p_schedule: PSchedule = "exp"
     fss_variant: FssVariant = "full"
     clip: ClipMode = "fixed"
     use_tanh: bool = True
     default_eps_high: float = 0.2
-    extra: dict = field(default_factory=dict)
 
-    def __call__(self, logprobs, old_logprobs, advantages, mask, **keywords):
-        return self.fn(logprobs, old_logprobs, advantages, mask, **keywords)
+    def check(self, controls: Controls) -> None:
+        """A control the loss needs and lacks, or one it would silently ignore, is an error naming it."""
+        missing, extra = sorted(self.uses - controls.given()), sorted(controls.given() - self.uses)
+        if missing:
+            raise ValueError(f"loss {self.name!r} needs control(s) {missing}")
+        if extra:
+            raise ValueError(f"loss {self.name!r} does not read control(s) {extra}; it reads {sorted(self.uses)}")
 
-    def controls(self, rewards: torch.Tensor, cfg: AlgorithmConfig) -> BatchControls:
-        """The batch (or per-group) controls of ``rewards`` [num_groups, G] under this loss's variant."""
+    def __call__(self, inputs: LossInputs, controls: Controls) -> LossOutput:
+        self.check(controls)
+        return self.fn(inputs, controls)
+
+    def acting_controls(self) -> tuple[str, ...]:
+        """The batch controls that change this loss (and are therefore logged)."""
+        if not self.adaptive:
+            return ()
+        acting = ["mu", "sigma"] + (["p"] if self.p_schedule != "one" else [])
+        return tuple(acting + (["fss", "eps_ada"] if self.clip != "fixed" else []))
+
+    def batch_controls(self, rewards: torch.Tensor, cfg: AlgorithmConfig) -> Optional[BatchControls]:
+        """μ_R, σ_R, p, FSS, ε_ada of ``rewards`` [num_groups, G] under this loss's variant (adaptive losses)."""
+        if not self.adaptive:
+            return None
         compute = batch_controls if cfg.controls_scope == "batch" else group_controls
         return compute(rewards, gamma=cfg.gamma, eps_min=cfg.eps_min, eps_max=cfg.eps_max, delta=cfg.delta,
                        p_schedule=self.p_schedule, fss_variant=self.fss_variant, p_floor=cfg.p_floor,
                        use_tanh=self.use_tanh)
 
-    def keywords(self, controls: BatchControls, cfg: AlgorithmConfig) -> dict:
-        """Keyword arguments of ``fn`` for one step. Group-scope controls are ``[num_groups]``:
-        the caller expands them to sequences with :func:`expand_to_sequences`."""
-        fixed_high = cfg.eps_high if cfg.eps_high is not None else self.default_eps_high
-        kw: dict = {"log_clip": cfg.gmpo_log_clip, **self.extra}
+    def controls(self, batch: Optional[BatchControls], cfg: AlgorithmConfig, group_size: int) -> Controls:
+        """This step's :class:`Controls`; group-scope values are repeated once per sequence of the group."""
+        def per_sequence(x):
+            return x.repeat_interleave(group_size) if isinstance(x, torch.Tensor) else x
+
+        shared = dict(aggregation=cfg.aggregation_mode, correction=cfg.correction_mode, is_cap=cfg.is_cap,
+                      shaping_lambda=cfg.off_policy_shaping_lambda)
+        if self.uses == {"log_clip"}:
+            return Controls(log_clip=cfg.gmpo_log_clip, **shared)
         if not self.adaptive:
-            return {**kw, "eps_low": cfg.eps_low, "eps_high": fixed_high}
-        kw["p"] = controls.p
-        if self.clip == "fixed":
-            kw.update(eps_low=cfg.eps_low, eps_high=cfg.eps_low)
-        elif self.clip == "adaptive":
-            kw.update(eps_low=cfg.eps_low, eps_high=controls.eps_ada)
-        else:
-            kw.update(eps_low=controls.eps_ada, eps_high=controls.eps_ada)
-        return kw
+            eps_high = cfg.eps_high if cfg.eps_high is not None else self.default_eps_high
+            return Controls(eps_low=cfg.eps_low, eps_high=eps_high, **shared)
+        p, eps_ada = per_sequence(batch.p), per_sequence(batch.eps_ada)
+        low, high = {"fixed": (cfg.eps_low, cfg.eps_low), "adaptive": (cfg.eps_low, eps_ada),
+                     "symmetric_adaptive": (eps_ada, eps_ada)}[self.clip]
+        return Controls(eps_low=low, eps_high=high, p=p, **shared)
 
 
-def expand_to_sequences(keywords: dict, group_size: int) -> dict:
-    """Repeat per-group tensor keywords once per sequence of the group."""
-    return {k: v.repeat_interleave(group_size) if isinstance(v, torch.Tensor) else v
-            for k, v in keywords.items()}
+def _clipped(name: str, summary: str, **kw) -> LossSpec:
+    return LossSpec(name, clipped_surrogate_loss, summary, _CLIPPED, **kw)
 
 
-_APMPO_DOC = "Eq. 7-10: power mean (p = exp(-γμ_R)) of clipped ratios, clip [1-ε_low, 1+ε_ada]"
+def _power(name: str, summary: str, **kw) -> LossSpec:
+    return LossSpec(name, power_mean_loss, summary, _POWER, sequence_level=True, adaptive=True, **kw)
+
+
 LOSSES: dict[str, LossSpec] = {spec.name: spec for spec in [
-    LossSpec("grpo", grpo_loss, "Eq. 12: sequence-mean of token-mean PPO-clip, ε = 0.2"),
-    LossSpec("dapo", dapo_loss, "Eq. 13: clip-higher 0.2/0.28, token mean over the batch", default_eps_high=0.28),
-    LossSpec("gmpo", gmpo_loss, "Eq. 14: geometric mean of ratios, log-space clip ±0.4"),
-    LossSpec("apmpo", apmpo_loss, _APMPO_DOC, adaptive=True, clip="adaptive"),
-    LossSpec("pmpo_only", apmpo_loss, "Ablation: adaptive p, fixed symmetric clip ε_low", adaptive=True),
-    LossSpec("fac_only", apmpo_loss, "Ablation: p = 1 (arithmetic mean), adaptive clip", adaptive=True,
-             p_schedule="one", clip="adaptive"),
-    LossSpec("apmpo_linear_p", apmpo_loss, "Ablation (Eq. 11): p = max(1 - γμ_R, floor)", adaptive=True,
-             p_schedule="linear", clip="adaptive"),
-    LossSpec("apmpo_fss_mu", apmpo_loss, "Ablation (§5.2.3): FSS = μ_R", adaptive=True, fss_variant="mu",
-             clip="adaptive"),
-    LossSpec("apmpo_fss_inv_sigma", apmpo_loss, "Ablation (§5.2.3): FSS = 1/(σ_R+δ)", adaptive=True,
-             fss_variant="inv_sigma", clip="adaptive"),
-    LossSpec("apmpo_symmetric_clip", apmpo_loss, "Ablation (Eq. 81): clip [1-ε_ada, 1+ε_ada]", adaptive=True,
-             clip="symmetric_adaptive"),
-    LossSpec("apmpo_no_tanh", apmpo_loss, "Ablation: Alg. 1 line 18 as printed, ε_ada unbounded (no tanh)",
-             adaptive=True, clip="adaptive", use_tanh=False),
+    _clipped("grpo", "Eq. 12: sequence-mean of token-mean PPO-clip, ε = 0.2"),
+    _clipped("dapo", "Eq. 13: clip-higher 0.2/0.28, token mean over the batch", default_eps_high=0.28,
+             default_aggregation="token_mean"),
+    _clipped("dr_grpo", "Dr. GRPO: advantages R - mean, sequence-mean of token sums",
+             default_aggregation="seq_mean_token_sum", default_advantage="dr_grpo"),
+    _clipped("agpo", "AGPO (our interpretation): negative-dominant advantages, token-level PPO-clip",
+             default_advantage="agpo"),
+    LossSpec("gmpo", geometric_mean_loss, "Eq. 14: geometric mean of ratios, log-space clip ±0.4",
+             frozenset({"log_clip"}), sequence_level=True),
+    _power("apmpo", "Eq. 7-10: power mean (p = exp(-γμ_R)) of clipped ratios, clip [1-ε_low, 1+ε_ada]",
+           clip="adaptive"),
+    _power("pmpo_only", "Ablation: adaptive p, fixed symmetric clip ε_low"),
+    _power("fac_only", "Ablation: p = 1 (arithmetic mean), adaptive clip", p_schedule="one", clip="adaptive"),
+    _power("apmpo_linear_p", "Ablation (Eq. 11): p = max(1 - γμ_R, floor)", p_schedule="linear", clip="adaptive"),
+    _power("apmpo_fss_mu", "Ablation (§5.2.3): FSS = μ_R", fss_variant="mu", clip="adaptive"),
+    _power("apmpo_fss_inv_sigma", "Ablation (§5.2.3): FSS = 1/(σ_R+δ)", fss_variant="inv_sigma", clip="adaptive"),
+    _power("apmpo_symmetric_clip", "Ablation (Eq. 81): clip [1-ε_ada, 1+ε_ada]", clip="symmetric_adaptive"),
+    _power("apmpo_no_tanh", "Ablation: Alg. 1 line 18 as printed, ε_ada unbounded (no tanh)", clip="adaptive",
+           use_tanh=False),
 ]}
 
 
 def get_loss(name: str) -> LossSpec:
-    """The loss registered under ``name``; calling it is calling its function."""
+    """The loss registered under ``name``; calling it checks the controls and calls its function."""
     try:
         return LOSSES[name]
     except KeyError:
@@ -125,15 +123,22 @@ def get_loss(name: str) -> LossSpec:
 
 @dataclass
 class StepInputs:
-    advantages: torch.Tensor  # [num_groups * G], group-major
-    controls: BatchControls
-    loss_keywords: dict
+    """What one learner step's loss needs from the batch's rewards (rows group-major)."""
+
+    loss: LossSpec
+    advantages: torch.Tensor  # [N, T] per token, 0 off the loss mask
+    controls: Controls
+    batch_controls: Optional[BatchControls]
+    metrics: dict[str, float]  # the batch controls that act on this loss
 
 
-def prepare_step(rewards: torch.Tensor, cfg: AlgorithmConfig) -> StepInputs:
-    """Everything the loss needs from the rewards of one learner batch, ``[num_groups, G]``."""
+def prepare_step(rewards: torch.Tensor, loss_mask: torch.Tensor, cfg: AlgorithmConfig) -> StepInputs:
+    """Advantages, controls and control metrics of one learner batch: ``rewards`` [num_groups, G],
+    ``loss_mask`` [num_groups·G, T]."""
     spec = get_loss(cfg.name)
-    advantages = group_advantages(rewards, delta=cfg.delta, scale_by_std=cfg.scale_advantages_by_std)
-    controls = spec.controls(rewards, cfg)
-    keywords = expand_to_sequences(spec.keywords(controls, cfg), rewards.shape[1])
-    return StepInputs(advantages.flatten(), controls, keywords)
+    estimator = get_advantage_fn(cfg.advantage_name)
+    advantages = estimator(rewards, **cfg.advantage_params()).flatten()
+    batch = spec.batch_controls(rewards, cfg)
+    controls = spec.controls(batch, cfg, rewards.shape[1])
+    metrics = batch.as_metrics(spec.acting_controls()) if batch is not None else {}
+    return StepInputs(spec, token_advantages(advantages, loss_mask), controls, batch, metrics)

@@ -52,7 +52,7 @@ class TrainerConfig:
     cpus_per_worker: float = 1.0
     learner_resource: str = ""  # a custom Ray resource each learner worker needs (cluster YAMLs: 'learner')
     zero_stage: int = 2
-    recompute_old_logprobs: bool = True  # False: use the generators' behaviour log-probs
+    recompute_old_logprobs: bool = True  # False: with correction 'none', the generators' log-probs are π_old
     weight_sync_every: int = 1
     weight_sync_backend: Literal["auto", "gloo", "nccl"] = "auto"  # auto: NCCL on GPUs, gloo on CPU
     weight_sync_timeout_s: float = 300.0
@@ -112,6 +112,10 @@ class Config:
             raise ConfigError(
                 f"trainer.weight_sync_every={t.weight_sync_every} exceeds rollout.max_staleness+1="
                 f"{r.max_staleness + 1}: generators would never be allowed to produce the next batch")
+        self.algo.resolve_correction(r.max_staleness)
+        if self.algo.off_policy_correction == "decoupled" and not t.recompute_old_logprobs:
+            raise ConfigError("algo.off_policy_correction=decoupled needs the proximal log-probs that the learner "
+                              "recomputes: set trainer.recompute_old_logprobs=true, or use 'tis' or 'none'")
         if not 0 < r.temperature:
             raise ConfigError(f"rollout.temperature must be > 0, got {r.temperature}")
         return self

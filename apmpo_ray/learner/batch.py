@@ -18,11 +18,12 @@ from ..rollout.types import RolloutGroup
 class TrainBatch:
     input_ids: torch.Tensor  # [N, L] long
     attention_mask: torch.Tensor  # [N, L] long
-    response_mask: torch.Tensor  # [N, L-1] float, 1 on response tokens
-    behaviour_logprobs: torch.Tensor  # [N, L-1] from the generators, 0 off the response
+    loss_mask: torch.Tensor  # [N, L-1] float, 1 on the policy's own response tokens
+    behaviour_logprobs: torch.Tensor  # [N, L-1] from the generators, 0 off the loss mask
     rewards: torch.Tensor  # [N]
-    advantages: Optional[torch.Tensor] = None  # [N]
-    old_logprobs: Optional[torch.Tensor] = None  # [N, L-1]
+    off_policy: torch.Tensor  # [N] bool: sequences not drawn by the policy's sampler
+    advantages: Optional[torch.Tensor] = None  # [N, L-1]
+    proximal_logprobs: Optional[torch.Tensor] = None  # [N, L-1] π_old / π_prox
     ref_logprobs: Optional[torch.Tensor] = None  # [N, L-1]
 
     def __len__(self) -> int:
@@ -52,21 +53,29 @@ def build_batch(groups: Sequence[RolloutGroup], pad_id: int) -> TrainBatch:
     n = len(rows)
     input_ids = torch.full((n, width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((n, width), dtype=torch.long)
-    response_mask = torch.zeros((n, width - 1))
+    loss_mask = torch.zeros((n, width - 1))
     behaviour = torch.zeros((n, width - 1))
     rewards = torch.empty(n)
+    off_policy = torch.zeros(n, dtype=torch.bool)
     for row, (prompt_ids, sample) in enumerate(rows):
         p, r = len(prompt_ids), len(sample.response_ids)
         if r == 0:
             raise ValueError(f"sample {row} of the batch has an empty response")
         if len(sample.logprobs) != r:
             raise ValueError(f"sample {row}: {len(sample.logprobs)} log-probs for {r} response tokens")
+        mask = [1] * r if sample.loss_mask is None else list(sample.loss_mask)
+        if len(mask) != r:
+            raise ValueError(f"sample {row}: a loss mask of {len(mask)} for {r} response tokens")
+        if not any(mask):
+            raise ValueError(f"sample {row} has no token of the policy's own (its loss mask is all 0)")
         input_ids[row, : p + r] = torch.tensor(list(prompt_ids) + list(sample.response_ids))
         attention_mask[row, : p + r] = 1
-        response_mask[row, p - 1: p + r - 1] = 1
-        behaviour[row, p - 1: p + r - 1] = torch.tensor(sample.logprobs, dtype=behaviour.dtype)
+        loss_mask[row, p - 1: p + r - 1] = torch.tensor(mask, dtype=loss_mask.dtype)
+        behaviour[row, p - 1: p + r - 1] = torch.tensor(sample.logprobs, dtype=behaviour.dtype) * loss_mask[
+            row, p - 1: p + r - 1]
         rewards[row] = sample.reward
-    return TrainBatch(input_ids, attention_mask, response_mask, behaviour, rewards)
+        off_policy[row] = sample.off_policy
+    return TrainBatch(input_ids, attention_mask, loss_mask, behaviour, rewards, off_policy)
 
 
 def token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, temperature: float = 1.0,

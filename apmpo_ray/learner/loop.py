@@ -11,24 +11,22 @@ import torch
 from ..algorithms import prepare_step
 from ..config import Config, config_from_dict, config_hash
 from .batch import build_batch
-from .policy import Policy, keywords_for_rows
+from .metrics import reduce_across_workers
+from .policy import Policy
 
 log = logging.getLogger(__name__)
-CONTROL_KEYS = ("apmpo/mu", "apmpo/sigma", "apmpo/p", "apmpo/fss", "apmpo/eps_ada")
 
 
-def _mean_across_workers(metrics: dict[str, float]) -> dict[str, float]:
-    if not (torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1):
-        return metrics
-    keys = sorted(metrics)
-    values = torch.tensor([metrics[k] for k in keys], dtype=torch.float64)
-    torch.distributed.all_reduce(values)
-    return dict(zip(keys, (values / torch.distributed.get_world_size()).tolist()))
+def needs_proximal(cfg: Config) -> bool:
+    """Whether the learner recomputes log-probs before the update: π_prox for ``decoupled``, π_old for
+    ``none`` unless the generators' behaviour log-probs are to stand in (``tis`` needs neither)."""
+    correction = cfg.algo.off_policy_correction
+    return correction == "decoupled" or (correction == "none" and cfg.trainer.recompute_old_logprobs)
 
 
 def batch_metrics(batch, num_groups: int, group_size: int) -> dict[str, float]:
     rewards = batch.rewards.view(num_groups, group_size)
-    lengths = batch.response_mask.sum(dim=1)
+    lengths = batch.loss_mask.sum(dim=1)
     solved = (rewards > 0).any(dim=1).float().mean()
     return {"reward/mean": float(rewards.mean()), "reward/std": float(rewards.std(unbiased=False)),
             "reward/groups_any_correct": float(solved),
@@ -87,7 +85,7 @@ class LearnerLoop:
             metrics["perf/learner_wait_s"] = waited
             metrics["perf/train_s"] = train_s
             metrics["perf/learner_idle_frac"] = waited / max(waited + train_s, 1e-9)
-            self.controls_history.append({k: metrics[k] for k in CONTROL_KEYS})
+            self.controls_history.append({k: v for k, v in metrics.items() if k.startswith("apmpo/")})
             self._publish(step, metrics)
             every = self.cfg.trainer.checkpoint_every
             if every and ((step + 1) % every == 0 or step + 1 == self.cfg.trainer.max_steps):
@@ -141,25 +139,27 @@ class LearnerLoop:
         cfg = self.cfg
         group_size = len(groups[0].samples)
         batch = build_batch(groups, self.tokenizer.pad_token_id)
-        inputs = prepare_step(batch.rewards.view(len(groups), group_size), cfg.algo)
+        inputs = prepare_step(batch.rewards.view(len(groups), group_size), batch.loss_mask, cfg.algo)
         batch = batch.with_(advantages=inputs.advantages)
         rows = torch.arange(self.rank, len(batch), self.world_size)  # groups stay spread over workers
         mine = batch.select(rows)
         started = time.monotonic()
-        old = self.policy.score(mine) if cfg.trainer.recompute_old_logprobs else mine.behaviour_logprobs
+        recompute = needs_proximal(cfg)
+        proximal = self.policy.score(mine) if recompute else mine.behaviour_logprobs
         ref = self.policy.score(mine, reference=True) if cfg.algo.beta > 0 else None
-        mine = mine.with_(old_logprobs=old, ref_logprobs=ref)
-        metrics = self.policy.update(mine, keywords_for_rows(inputs.loss_keywords, rows, len(batch)),
+        mine = mine.with_(proximal_logprobs=proximal, ref_logprobs=ref)
+        metrics = self.policy.update(mine, inputs.loss, inputs.controls.select(rows, len(batch)),
                                      epochs=cfg.trainer.ppo_epochs, seed=cfg.trainer.seed * 100_003 + step)
-        tokens = float(mine.response_mask.sum() + mine.attention_mask.sum()) * cfg.trainer.ppo_epochs
+        tokens = float(mine.loss_mask.sum() + mine.attention_mask.sum()) * cfg.trainer.ppo_epochs
         metrics["perf/train_tokens_per_s"] = tokens / max(time.monotonic() - started, 1e-9)
-        mismatch = ((old - mine.behaviour_logprobs).abs() * mine.response_mask).sum() / mine.response_mask.sum()
-        metrics["rollout/behaviour_logprob_gap"] = float(mismatch)
+        if recompute:
+            gap = ((proximal - mine.behaviour_logprobs).abs() * mine.loss_mask).sum() / mine.loss_mask.sum()
+            metrics["rollout/behaviour_logprob_gap"] = float(gap)
         metrics["train/skipped_updates"] = float(self.policy.skipped_updates)
-        metrics = _mean_across_workers(metrics)
+        metrics = reduce_across_workers(metrics, self.policy.engine.device)
         if self.world_size > 1:
             metrics["perf/train_tokens_per_s"] *= self.world_size
-        metrics.update(inputs.controls.as_metrics())
+        metrics.update(inputs.metrics)
         metrics.update(batch_metrics(batch, len(groups), group_size))
         return metrics
 

@@ -9,9 +9,10 @@ from typing import Iterator
 
 import torch
 
-from ..algorithms import AlgorithmConfig, get_loss, kl_penalty
+from ..algorithms import AlgorithmConfig, Controls, LossInputs, LossSpec, kl_penalty
 from ..config import TrainerConfig
 from .batch import TrainBatch, token_logprobs
+from .metrics import MetricReducer
 
 
 def deepspeed_config(trainer: TrainerConfig, world_size: int, micro_batch: int) -> dict:
@@ -40,7 +41,7 @@ class Policy:
         from transformers import AutoModelForCausalLM
 
         self.trainer, self.algo, self.temperature = trainer, algo, temperature
-        self.loss_fn = get_loss(algo.name)
+        self.world_size = world_size
         per_rank = trainer.mini_batch_size // world_size
         micro = min(trainer.micro_batch_size or per_rank, per_rank)
         if per_rank % micro:
@@ -73,7 +74,7 @@ class Policy:
         model = self.reference if reference else self.engine.module
         was_training = model.training
         model.eval()
-        out = torch.zeros(batch.response_mask.shape)
+        out = torch.zeros(batch.loss_mask.shape)
         for start in range(0, len(batch), self.micro_batch):
             rows = torch.arange(start, min(start + self.micro_batch, len(batch)))
             part = batch.select(rows)
@@ -82,48 +83,80 @@ class Policy:
         model.train(was_training)
         return out
 
-    def update(self, batch: TrainBatch, loss_keywords: dict, *, epochs: int, seed: int) -> dict[str, float]:
-        """``epochs`` passes over ``batch`` in shuffled mini-batches; metrics are means over micro-batches."""
+    def update(self, batch: TrainBatch, loss: LossSpec, controls: Controls, *, epochs: int,
+               seed: int) -> dict[str, float]:
+        """``epochs`` passes over ``batch`` (this worker's rows) in shuffled mini-batches.
+
+        Each mini-batch is this worker's part of a global one (the same position on every worker). Its
+        loss is normalised by the global mini-batch's token and sequence counts, so the gradient DeepSpeed
+        accumulates and averages over workers is that of the whole mini-batch, whatever the micro-batch
+        size or the number of workers. ``controls`` hold per-sequence values aligned with ``batch``'s rows.
+        """
         self.engine.train()
         per_rank_mini = self.micro_batch * self.engine.gradient_accumulation_steps()
         generator = torch.Generator().manual_seed(seed)
-        totals: dict[str, float] = {}
-        count = 0
+        reducer = MetricReducer()
         for _ in range(epochs):
             order = torch.randperm(len(batch), generator=generator)
-            for start in range(0, len(batch) - per_rank_mini + 1, per_rank_mini):
-                poisoned = False
-                for micro_start in range(start, start + per_rank_mini, self.micro_batch):
-                    rows = order[micro_start: micro_start + self.micro_batch]
-                    last = micro_start + self.micro_batch >= start + per_rank_mini
-                    metrics, finite = self._micro_step(batch.select(rows),
-                                                       keywords_for_rows(loss_keywords, rows, len(batch)),
-                                                       skip_step=last)
-                    poisoned |= not finite
-                    for key, value in metrics.items():
-                        totals[key] = totals.get(key, 0.0) + value
-                    count += 1
-                self._optimizer_step(skip=poisoned)
-        return {key: value / max(count, 1) for key, value in totals.items()}
+            minis = [order[start: start + per_rank_mini]
+                     for start in range(0, len(batch) - per_rank_mini + 1, per_rank_mini)]
+            tokens = self._global_token_counts(batch, minis)
+            for mini, global_tokens in zip(minis, tokens):
+                metrics, finite = self.accumulate(batch, mini, loss, controls, global_tokens=global_tokens,
+                                                  global_sequences=float(per_rank_mini * self.world_size))
+                reducer.add(metrics)
+                self._optimizer_step(skip=not finite)
+        return reducer.result()
 
-    def _micro_step(self, part: TrainBatch, keywords: dict, *, skip_step: bool) -> tuple[dict[str, float], bool]:
+    def _global_token_counts(self, batch: TrainBatch, minis: list[torch.Tensor]) -> list[float]:
+        """Loss tokens of each global mini-batch: one all-reduce per epoch, on the backend's device."""
+        counts = torch.tensor([float(batch.loss_mask[rows].sum()) for rows in minis], dtype=torch.float64,
+                              device=self.engine.device)
+        if self.world_size > 1:
+            torch.distributed.all_reduce(counts)
+        return counts.cpu().tolist()
+
+    def accumulate(self, batch: TrainBatch, rows: torch.Tensor, loss: LossSpec, controls: Controls, *,
+                   global_tokens: float, global_sequences: float) -> tuple[dict[str, float], bool]:
+        """Forward and backward of ``rows`` (one worker's part of a mini-batch) in micro-batches, leaving the
+        mini-batch's gradient accumulated for :meth:`_optimizer_step`; False if any loss was not finite."""
+        reducer = MetricReducer()
+        all_finite = True
+        total_loss = 0.0
+        for start in range(0, len(rows), self.micro_batch):
+            micro = rows[start: start + self.micro_batch]
+            last = start + self.micro_batch >= len(rows)
+            metrics, finite = self._micro_step(batch.select(micro), loss, controls.select(micro, len(batch)),
+                                               global_tokens, global_sequences, skip_step=last)
+            all_finite &= finite
+            total_loss += metrics.pop("loss/policy")
+            reducer.add(metrics)
+        # Summed over micro-batches this is the worker's share; times the world size its mean over workers
+        # is the mini-batch loss.
+        return {**reducer.result(), "loss/policy": total_loss * self.world_size}, all_finite
+
+    def _micro_step(self, part: TrainBatch, loss: LossSpec, controls: Controls, global_tokens: float,
+                    global_sequences: float, *, skip_step: bool) -> tuple[dict[str, float], bool]:
         device = self.engine.device
         logprobs, entropy = self._forward(self.engine, part, with_entropy=True)
-        mask = part.response_mask.to(device)
-        loss, metrics = self.loss_fn(logprobs, part.old_logprobs.to(device), part.advantages.to(device), mask,
-                                     **{k: (v.to(device) if isinstance(v, torch.Tensor) else v)
-                                        for k, v in keywords.items()})
-        kl, kl_metrics = kl_penalty(logprobs, None if part.ref_logprobs is None else part.ref_logprobs.to(device),
-                                    mask, beta=self.algo.beta)
-        total = loss + kl
-        metrics.update(kl_metrics)
-        metrics["loss/policy"] = float(loss.detach())
-        metrics["policy/entropy"] = float(((entropy.detach() * mask).sum() / mask.sum()))
+        mask = part.loss_mask.to(device)
+        inputs = LossInputs(logprobs, part.proximal_logprobs.to(device), part.advantages.to(device), mask,
+                            global_tokens=global_tokens, global_sequences=global_sequences,
+                            behaviour_logprobs=part.behaviour_logprobs.to(device),
+                            off_policy=part.off_policy.to(device))
+        out = loss(inputs, controls.to(device))
+        ref = None if part.ref_logprobs is None else part.ref_logprobs.to(device)
+        kl, kl_metrics = kl_penalty(logprobs, ref, mask, beta=self.algo.beta, global_sequences=global_sequences)
+        total = out.loss + kl
+        metrics = {**out.metrics, **kl_metrics, "loss/policy": float(out.loss.detach()),
+                   "policy/entropy": float((entropy.detach() * mask).sum() / mask.sum())}
         finite = bool(torch.isfinite(total))
         if not finite:
             # Keep DeepSpeed's backward/step bookkeeping but contribute a zero gradient; the step is skipped below.
             total = torch.nan_to_num(logprobs, 0.0, 0.0, 0.0).sum() * 0.0
-        self.engine.backward(total)
+        # The loss is already this micro-batch's share of the mini-batch loss: no division by the number of
+        # micro-batches, and DeepSpeed's mean over workers is undone by the world size.
+        self.engine.backward(total * self.world_size, scale_wrt_gas=False)
         if not skip_step:
             self.engine.step()
         return metrics, finite
@@ -173,10 +206,4 @@ class Policy:
         model.save_pretrained(directory, state_dict={k: v.cpu() for k, v in self.named_weights()})
         if tokenizer is not None:
             tokenizer.save_pretrained(directory)
-
-
-def keywords_for_rows(keywords: dict, rows: torch.Tensor, n: int) -> dict:
-    """Per-sequence tensor keywords (group-scope controls) follow their rows; scalars pass through."""
-    return {k: (v[rows] if isinstance(v, torch.Tensor) and v.dim() == 1 and v.shape[0] == n else v)
-            for k, v in keywords.items()}
 

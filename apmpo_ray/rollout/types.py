@@ -2,18 +2,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 
 @dataclass
 class Sample:
-    """One sampled response."""
+    """One response: its tokens, and for each token whether the policy produced it (the loss mask).
+
+    ``loss_mask`` None means every response token is the policy's action; a tool-use trajectory marks the
+    inserted tool output 0. ``logprobs`` are the behaviour log-probs of the policy's tokens (0 elsewhere).
+    ``off_policy`` marks a response the policy's sampler did not draw (a teacher's solution).
+    """
 
     response_ids: list[int]
-    logprobs: list[float]  # behaviour log-prob of each response token
+    logprobs: list[float]
     text: str
     finish_reason: str = "stop"
     reward: float = 0.0
+    loss_mask: Optional[list[int]] = None
+    off_policy: bool = False
 
 
 @dataclass

@@ -90,13 +90,14 @@ def test_group_scope_gives_per_sequence_keywords():
     rewards = torch.tensor([[1.0, 1.0, 1.0, 1.0], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
     gc = group_controls(rewards)
     assert gc.p.shape == (3,) and gc.eps_ada[0].item() == pytest.approx(0.4)  # σ = 0: FSS ≈ μ/δ
-    step = prepare_step(rewards, AlgorithmConfig(name="apmpo", controls_scope="group"))
-    assert step.loss_keywords["p"].shape == (12,)
-    assert torch.allclose(step.loss_keywords["p"][4:8], torch.full((4,), math.exp(-0.8 * 0.25), dtype=torch.float64))
-    batch = prepare_step(rewards, AlgorithmConfig(name="apmpo"))
-    assert batch.loss_keywords["p"] == pytest.approx(math.exp(-0.8 * 5 / 12))
-    assert batch.loss_keywords["eps_high"] == batch.controls.eps_ada
-    assert batch.advantages.shape == (12,) and torch.all(batch.advantages[8:] == 0)
+    mask = torch.ones(12, 3)
+    step = prepare_step(rewards, mask, AlgorithmConfig(name="apmpo", controls_scope="group"))
+    assert step.controls.p.shape == (12,)
+    assert torch.allclose(step.controls.p[4:8], torch.full((4,), math.exp(-0.8 * 0.25), dtype=torch.float64))
+    batch = prepare_step(rewards, mask, AlgorithmConfig(name="apmpo"))
+    assert batch.controls.p == pytest.approx(math.exp(-0.8 * 5 / 12))
+    assert batch.controls.eps_high == batch.batch_controls.eps_ada
+    assert batch.advantages.shape == (12, 3) and torch.all(batch.advantages[8:] == 0)
 
 
 @pytest.mark.parametrize("name,expect", [
@@ -106,18 +107,19 @@ def test_group_scope_gives_per_sequence_keywords():
     ("fac_only", dict(p=1.0, eps_low=0.2)),
 ])
 def test_ablation_keywords(name, expect):
-    step = prepare_step(torch.tensor([[1.0, 0.0, 1.0, 1.0]]), AlgorithmConfig(name=name))
+    step = prepare_step(torch.tensor([[1.0, 0.0, 1.0, 1.0]]), torch.ones(4, 2), AlgorithmConfig(name=name))
     for k, v in expect.items():
-        assert step.loss_keywords[k] == pytest.approx(v)
+        assert getattr(step.controls, k) == pytest.approx(v)
 
 
 def test_symmetric_and_fac_keywords_use_eps_ada():
     rewards = torch.tensor([[1.0, 0.0, 1.0, 1.0]])
     eps_ada = batch_controls(rewards).eps_ada
-    sym = prepare_step(rewards, AlgorithmConfig(name="apmpo_symmetric_clip")).loss_keywords
-    assert sym["eps_low"] == sym["eps_high"] == eps_ada  # Eq. 81
-    assert prepare_step(rewards, AlgorithmConfig(name="fac_only")).loss_keywords["eps_high"] == eps_ada
-    assert get_loss("apmpo_linear_p").controls(rewards, AlgorithmConfig()).p == pytest.approx(1 - 0.8 * 0.75)
+    mask = torch.ones(4, 2)
+    sym = prepare_step(rewards, mask, AlgorithmConfig(name="apmpo_symmetric_clip")).controls
+    assert sym.eps_low == sym.eps_high == eps_ada  # Eq. 81
+    assert prepare_step(rewards, mask, AlgorithmConfig(name="fac_only")).controls.eps_high == eps_ada
+    assert get_loss("apmpo_linear_p").batch_controls(rewards, AlgorithmConfig()).p == pytest.approx(1 - 0.8 * 0.75)
 
 
 def test_bad_config_values_are_named():

@@ -4,9 +4,24 @@ import math
 import pytest
 import torch
 
-from apmpo_ray.algorithms import apmpo_loss, dapo_loss, gmpo_loss, grpo_loss, log_power_mean
+from apmpo_ray.algorithms import Controls, LossInputs, get_loss, log_power_mean
 
 F64 = torch.float64
+
+
+def loss_of(name, logprobs, old, adv, mask, *, behaviour=None, off_policy=None, **controls):
+    """The registered loss on a whole batch (global counts = this batch), ``adv`` per sequence or per token."""
+    spec = get_loss(name)
+    defaults = {"seq_mean_token_mean": {}, "token_mean": {"aggregation": "token_mean"},
+                "seq_mean_token_sum": {"aggregation": "seq_mean_token_sum"}}[spec.default_aggregation]
+    if spec.uses == {"log_clip"}:
+        defaults["log_clip"] = 0.4
+    elif "p" not in spec.uses:
+        defaults.update(eps_low=0.2, eps_high=spec.default_eps_high)
+    token_adv = adv.unsqueeze(1) * mask if adv.dim() == 1 else adv
+    inputs = LossInputs(logprobs, old, token_adv, mask, global_tokens=float(mask.sum()),
+                        global_sequences=float(mask.shape[0]), behaviour_logprobs=behaviour, off_policy=off_policy)
+    return spec(inputs, Controls(**{**defaults, **controls}))
 
 
 def random_batch(seed, B=6, T=11, spread=0.35):
@@ -86,7 +101,7 @@ def assert_value_and_grad_match(loss, objective, logprobs, rel=1e-8):
 def test_apmpo_matches_literal_equations(p, eps_low, eps_ada):
     for seed in range(3):
         logprobs, old, adv, mask = random_batch(seed * 1000 + int(p * 100))
-        loss, _ = apmpo_loss(logprobs, old, adv, mask, p=p, eps_low=eps_low, eps_high=eps_ada)
+        loss = loss_of("apmpo", logprobs, old, adv, mask, p=p, eps_low=eps_low, eps_high=eps_ada).loss
         objective = literal_apmpo_objective(logprobs, old, adv, mask, p, eps_low, eps_ada)
         assert_value_and_grad_match(loss, objective, logprobs)
 
@@ -95,7 +110,7 @@ def test_apmpo_with_per_sequence_controls_matches_literal():
     logprobs, old, adv, mask = random_batch(7)
     p = torch.tensor([1.0, 0.9, 0.5, 0.3, 0.1, 0.05], dtype=F64)
     eps_ada = torch.tensor([0.2, 0.25, 0.3, 0.35, 0.39, 0.4], dtype=F64)
-    loss, _ = apmpo_loss(logprobs, old, adv, mask, p=p, eps_low=0.2, eps_high=eps_ada)
+    loss = loss_of("apmpo", logprobs, old, adv, mask, p=p, eps_low=0.2, eps_high=eps_ada).loss
     total = sum(
         literal_apmpo_objective(logprobs[i:i + 1], old[i:i + 1], adv[i:i + 1], mask[i:i + 1], p[i].item(), 0.2,
                                 eps_ada[i].item()) for i in range(6)) / 6
@@ -105,28 +120,28 @@ def test_apmpo_with_per_sequence_controls_matches_literal():
 @pytest.mark.parametrize("eps_low,eps_high", [(0.2, 0.2), (0.1, 0.3)])
 def test_grpo_matches_eq12(eps_low, eps_high):
     logprobs, old, adv, mask = random_batch(11)
-    loss, _ = grpo_loss(logprobs, old, adv, mask, eps_low=eps_low, eps_high=eps_high)
+    loss = loss_of("grpo", logprobs, old, adv, mask, eps_low=eps_low, eps_high=eps_high).loss
     assert_value_and_grad_match(loss, literal_grpo_objective(logprobs, old, adv, mask, eps_low, eps_high), logprobs)
 
 
 def test_dapo_matches_eq13():
     logprobs, old, adv, mask = random_batch(12)
-    loss, _ = dapo_loss(logprobs, old, adv, mask)  # defaults 0.2 / 0.28
+    loss = loss_of("dapo", logprobs, old, adv, mask).loss  # defaults 0.2 / 0.28, token mean
     objective = literal_grpo_objective(logprobs, old, adv, mask, 0.2, 0.28, token_mean_over_batch=True)
     assert_value_and_grad_match(loss, objective, logprobs)
 
 
 def test_gmpo_matches_eq14_with_gmpo_exponent():
     logprobs, old, adv, mask = random_batch(13, spread=0.6)
-    loss, _ = gmpo_loss(logprobs, old, adv, mask)
+    loss = loss_of("gmpo", logprobs, old, adv, mask).loss
     assert_value_and_grad_match(loss, literal_gmpo_objective(logprobs, old, adv, mask), logprobs)
 
 
 @pytest.mark.parametrize("eps_low,eps_high", [(0.2, 0.2), (0.2, 0.37)])
 def test_p_equal_one_is_grpo(eps_low, eps_high):
     logprobs, old, adv, mask = random_batch(21)
-    a, _ = apmpo_loss(logprobs, old, adv, mask, p=1.0, eps_low=eps_low, eps_high=eps_high)
-    b, _ = grpo_loss(logprobs, old, adv, mask, eps_low=eps_low, eps_high=eps_high)
+    a = loss_of("apmpo", logprobs, old, adv, mask, p=1.0, eps_low=eps_low, eps_high=eps_high).loss
+    b = loss_of("grpo", logprobs, old, adv, mask, eps_low=eps_low, eps_high=eps_high).loss
     (ga,) = torch.autograd.grad(a, logprobs)
     (gb,) = torch.autograd.grad(b, logprobs)
     assert a.item() == pytest.approx(b.item(), rel=1e-12)

@@ -17,12 +17,12 @@ def test_response_tokens_are_scored_where_they_are_predicted():
     assert batch.input_ids[1].tolist() == [1, 5, 6, 8, 9, 2]
     assert batch.input_ids[2].tolist() == [1, 5, 2, 0, 0, 0]
     # row 1: prompt of 3 tokens, response of 3 -> predicted at shifted positions 2, 3, 4
-    assert batch.response_mask[1].tolist() == [0, 0, 1, 1, 1]
-    assert batch.response_mask[2].tolist() == [0, 1, 0, 0, 0]
+    assert batch.loss_mask[1].tolist() == [0, 0, 1, 1, 1]
+    assert batch.loss_mask[2].tolist() == [0, 1, 0, 0, 0]
     assert torch.allclose(batch.behaviour_logprobs[1, 2:5], torch.tensor([-0.5, -0.6, -0.7]))
     assert batch.rewards.tolist() == [0.0, 1.0, 0.0, 1.0]
     # the mask picks exactly the response tokens out of the shifted targets
-    targets = batch.input_ids[:, 1:][batch.response_mask.bool()]
+    targets = batch.input_ids[:, 1:][batch.loss_mask.bool()]
     assert targets.tolist() == [7, 2, 8, 9, 2, 2, 7, 7, 7, 2]
 
 
@@ -30,8 +30,8 @@ def test_select_trims_padding_and_keeps_rows_aligned():
     groups = [_group(0, [1, 5], [[7, 2], [8, 9, 9, 9, 2]])]
     batch = build_batch(groups, pad_id=0)
     part = batch.select([0])
-    assert part.input_ids.shape == (1, 4) and part.response_mask.shape == (1, 3)
-    assert part.response_mask.sum() == 2
+    assert part.input_ids.shape == (1, 4) and part.loss_mask.shape == (1, 3)
+    assert part.loss_mask.sum() == 2
 
 
 def test_token_logprobs_match_log_softmax_and_entropy():

@@ -34,17 +34,19 @@ def test_update_raises_likelihood_of_rewarded_responses(policy):
     cfg, pol = policy
     tokenizer = build_tokenizer()
     batch = build_batch(_batch(tokenizer), tokenizer.pad_token_id)
-    inputs = prepare_step(batch.rewards.view(8, 8), cfg.algo)
+    inputs = prepare_step(batch.rewards.view(8, 8), batch.loss_mask, cfg.algo)
     old = pol.score(batch)
     assert torch.allclose(old, pol.score(batch, reference=True))
-    batch = batch.with_(advantages=inputs.advantages, old_logprobs=old, ref_logprobs=pol.score(batch, reference=True))
-    metrics = pol.update(batch, inputs.loss_keywords, epochs=1, seed=0)
+    batch = batch.with_(advantages=inputs.advantages, proximal_logprobs=old,
+                        ref_logprobs=pol.score(batch, reference=True))
+    metrics = pol.update(batch, inputs.loss, inputs.controls, epochs=1, seed=0)
     for key in ("loss/policy", "loss/kl", "clip/frac_low", "clip/frac_high", "policy/entropy"):
         assert key in metrics and torch.isfinite(torch.tensor(metrics[key]))
-    change = ((pol.score(batch) - old) * batch.response_mask).sum(dim=1)
-    positive, negative = inputs.advantages > 0, inputs.advantages < 0
+    change = ((pol.score(batch) - old) * batch.loss_mask).sum(dim=1)
+    sequence_adv = inputs.advantages.sum(dim=1) / batch.loss_mask.sum(dim=1)
+    positive, negative = sequence_adv > 0, sequence_adv < 0
     assert change[positive].mean() > 0 > change[negative].mean()
-    assert (change * inputs.advantages).sum() > 0
+    assert (change * sequence_adv).sum() > 0
     assert pol.skipped_updates == 0
 
 
@@ -52,18 +54,18 @@ def test_non_finite_loss_skips_the_update_and_is_counted(policy):
     cfg, pol = policy
     tokenizer = build_tokenizer()
     batch = build_batch(_batch(tokenizer, seed=1), tokenizer.pad_token_id)
-    inputs = prepare_step(batch.rewards.view(8, 8), cfg.algo)
+    inputs = prepare_step(batch.rewards.view(8, 8), batch.loss_mask, cfg.algo)
     old = pol.score(batch)
     before = {name: w.clone() for name, w in pol.named_weights()}
     skipped = pol.skipped_updates
-    poisoned = batch.with_(advantages=inputs.advantages, old_logprobs=old * float("nan"),
+    poisoned = batch.with_(advantages=inputs.advantages, proximal_logprobs=old * float("nan"),
                            ref_logprobs=pol.score(batch, reference=True))
-    pol.update(poisoned, inputs.loss_keywords, epochs=1, seed=0)
+    pol.update(poisoned, inputs.loss, inputs.controls, epochs=1, seed=0)
     assert pol.skipped_updates == skipped + 2  # both mini-batches of 32
     assert all(torch.equal(before[name], w) for name, w in pol.named_weights())
     # and training carries on normally afterwards
-    healthy = poisoned.with_(old_logprobs=old)
-    pol.update(healthy, inputs.loss_keywords, epochs=1, seed=0)
+    healthy = poisoned.with_(proximal_logprobs=old)
+    pol.update(healthy, inputs.loss, inputs.controls, epochs=1, seed=0)
     assert pol.skipped_updates == skipped + 2
     assert any(not torch.equal(before[name], w) for name, w in pol.named_weights())
 

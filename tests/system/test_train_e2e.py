@@ -8,7 +8,8 @@ from apmpo_ray.launch import train
 REQUIRED_METRICS = ["reward/mean", "reward/std", "apmpo/p", "apmpo/fss", "apmpo/eps_ada", "loss/policy", "loss/kl",
                     "clip/frac_low", "clip/frac_high", "policy/entropy", "response/length_mean",
                     "rollout/staleness_mean", "perf/gen_tokens_per_s", "perf/train_tokens_per_s",
-                    "perf/weight_sync_s"]
+                    "perf/weight_sync_s", "rollout/is_weight_mean", "rollout/is_weight_max",
+                    "rollout/is_clipped_frac", "rollout/behaviour_kl"]
 
 
 def _config(tmp_path, *overrides):
@@ -43,6 +44,9 @@ def test_training_runs_end_to_end_and_tracks_every_metric(tmp_path, ray_session)
         assert sorted(m.step for m in history) == [0, 1, 2], key
     p = client.get_metric_history(result.run_id, "apmpo/p")
     assert all(0.44 < m.value <= 1.0 for m in p)
+    # on-policy (staleness 0) the correction is off and every importance weight is exactly 1
+    assert run.data.params["algo.off_policy_correction"] == "none"
+    assert all(m.value == 1.0 for m in client.get_metric_history(result.run_id, "rollout/is_weight_max"))
     # periodic held-out evaluation through a generator, logged beside the step that produced the weights
     evaluation = client.get_metric_history(result.run_id, "eval/avg/pass_at_1")
     assert [m.step for m in evaluation] == [1] and 0.0 <= evaluation[0].value <= 1.0
@@ -53,11 +57,19 @@ def test_training_runs_end_to_end_and_tracks_every_metric(tmp_path, ray_session)
     assert result.position["retry"] == []
 
 
-def test_staleness_bound_holds_off_policy(tmp_path, ray_session):
+def test_staleness_bound_holds_off_policy_and_agpo_trains_with_the_decoupled_correction(tmp_path, ray_session):
     cfg = _config(tmp_path, "trainer.max_steps=4", "rollout.max_staleness=2", "rollout.prompts_per_call=4",
-                  "trainer.weight_sync_every=1")
+                  "trainer.weight_sync_every=1", "algo.name=agpo")
     result = train(cfg)
     stale = [row["rollout/staleness_max"] for row in result.history]
     assert all(0 <= s <= 2 for s in stale)
     # with two versions of slack the generators ran ahead at least once
     assert max(stale) >= 1
+    client = MlflowClient(result.tracking_uri)
+    run = client.get_run(result.run_id)
+    assert run.data.params["algo.off_policy_correction"] == "decoupled"
+    assert run.data.tags["apmpo.algorithm"] == "agpo"
+    # stale samples carry importance weights that differ from 1; APMPO's controls do nothing here: not logged
+    weights = [row["rollout/is_weight_mean"] for row, s in zip(result.history, stale) if s >= 1]
+    assert weights and all(0 < w <= cfg.algo.is_cap for w in weights) and any(w != 1.0 for w in weights)
+    assert not any(key.startswith("apmpo/") for key in run.data.metrics)
