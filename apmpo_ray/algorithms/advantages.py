@@ -84,9 +84,8 @@ def sequence_advantages(advantages: torch.Tensor, mask: torch.Tensor, *, loss_na
     row's loss tokens."""
     first = (mask > 0).to(torch.int8).argmax(dim=1, keepdim=True)  # a row's first loss token (0 if none)
     value = advantages.gather(1, first)
-    spread = ((advantages - value).abs() * mask).amax(dim=1)
-    tolerance = 16 * torch.finfo(advantages.dtype).eps * (1 + value.squeeze(1).abs())
-    varying = (spread > tolerance).nonzero().flatten()
+    tolerance = 16 * torch.finfo(advantages.dtype).eps * (1 + value.abs())
+    varying = (((advantages - value) * mask).abs() > tolerance).any(dim=1).nonzero().flatten()
     if varying.numel():
         raise ValueError(f"loss {loss_name!r} forms one objective per sequence and needs one advantage per "
                          f"sequence; rows {varying.tolist()[:8]} vary across tokens (use a token-level loss such "

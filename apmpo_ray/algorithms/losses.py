@@ -132,8 +132,9 @@ def _sequence_terms(inputs: LossInputs, controls: Controls, loss_name: str, log_
     adv = sequence_advantages(inputs.advantages.to(inputs.logprobs), mask, loss_name=loss_name)
     lr = log_ratio(inputs.logprobs, inputs.proximal_logprobs)
     selected = selected_log_ratio(lr, adv, log_lo, log_hi)
-    log_weight = torch.log(behaviour_weights(inputs, controls.correction, controls.is_cap))
-    return mask, adv, lr, selected + log_weight
+    if controls.correction == "decoupled":
+        selected = selected + torch.log(behaviour_weights(inputs, controls.correction, controls.is_cap))
+    return mask, adv, lr, selected
 
 
 def power_mean_loss(inputs: LossInputs, controls: Controls) -> LossOutput:
@@ -145,10 +146,13 @@ def power_mean_loss(inputs: LossInputs, controls: Controls) -> LossOutput:
     log_lo = _log(1.0 - _column(controls.eps_low, inputs.logprobs))
     log_hi = _log(1.0 + _column(controls.eps_high, inputs.logprobs))
     mask, adv, lr, log_terms = _sequence_terms(inputs, controls, "apmpo", log_lo, log_hi)
-    rows = mask.sum(dim=1) > 0
-    p = controls.p[rows] if isinstance(controls.p, torch.Tensor) and controls.p.dim() == 1 else controls.p
-    power_mean = torch.exp(log_power_mean(log_terms[rows], mask[rows], mask[rows].sum(dim=1), p))
-    objective = sequence_mean(adv[rows] * power_mean, global_sequences=inputs.global_sequences)
+    on_mask, on_adv, lengths, p = mask, adv, mask.sum(dim=1), controls.p
+    if not bool((lengths > 0).all()):  # teacher rows have no on-policy token: leave them out of the mean
+        rows = lengths > 0
+        p = p[rows] if isinstance(p, torch.Tensor) and p.dim() == 1 else p
+        log_terms, on_mask, lengths, on_adv = log_terms[rows], mask[rows], lengths[rows], adv[rows]
+    power_mean = torch.exp(log_power_mean(log_terms, on_mask, lengths, p))
+    objective = sequence_mean(on_adv * power_mean, global_sequences=inputs.global_sequences)
     metrics = clip_metrics(lr, adv, mask, log_lo, log_hi)
     metrics["apmpo/power_mean"] = float(power_mean.detach().mean()) if power_mean.numel() else 1.0
     return _finish(objective, inputs, controls, metrics)
