@@ -23,9 +23,9 @@ class TrainResult:
 def resolve_model_path(cfg: Config) -> str:
     if cfg.model.path:
         return cfg.model.path
-    from .models.tiny import tiny_model_path
+    from .models.tiny import RECIPES, tiny_model_path
 
-    return str(tiny_model_path())
+    return str(tiny_model_path(RECIPES[cfg.model.tiny_recipe]))
 
 
 def cpus_needed(cfg: Config) -> float:
@@ -98,8 +98,11 @@ def train(cfg: Config, *, on_step=None) -> TrainResult:
     from ray.train.torch import TorchConfig, TorchTrainer
     from transformers import AutoTokenizer
 
+    from ray.util.queue import Empty, Queue
+
     from .learner.loop import train_loop_per_worker
-    from .rollout.coordinator import SamplingSettings, coordinator_actor
+    from .rollout.coordinator import coordinator_actor
+    from .rollout.workflows import make_workflow
     from .tracking import start_run, tracking_uri
 
     started = time.monotonic()
@@ -118,12 +121,12 @@ def train(cfg: Config, *, on_step=None) -> TrainResult:
     r, t = cfg.rollout, cfg.trainer
     generators = start_generators(cfg, model_path, name_prefix=f"apmpo-{run_id[:8]}-")
     pool = start_verifiers(cfg)
-    sampling = SamplingSettings(group_size=r.group_size, max_new_tokens=r.max_new_tokens, temperature=r.temperature,
-                                top_p=r.top_p, prompts_per_call=r.prompts_per_call, seed=t.seed)
-    coordinator = coordinator_actor().options(name=f"apmpo-{run_id[:8]}-coordinator").remote(problems, encode, generators, pool.score_async, sampling,
-                                             prompts_per_step=r.prompts_per_step, max_staleness=r.max_staleness,
-                                             data_seed=cfg.task.seed, start_step=start_step,
-                                             start_version=None if resume else 0)
+    workflow = make_workflow(cfg, pool.score_async, tokenizer, model_path)
+    coordinator = coordinator_actor().options(name=f"apmpo-{run_id[:8]}-coordinator").remote(
+        problems, encode, generators, workflow, prompts_per_step=r.prompts_per_step,
+        prompts_per_call=r.prompts_per_call, max_staleness=r.max_staleness, data_seed=cfg.task.seed,
+        start_step=start_step, start_version=None if resume else 0)
+    progress = Queue(actor_options={"num_cpus": 0})
     ray.get(coordinator.start.remote())
 
     use_gpu = t.use_gpu
@@ -132,7 +135,7 @@ def train(cfg: Config, *, on_step=None) -> TrainResult:
         train_loop_config={"cfg": config_to_dict(cfg), "model_path": model_path, "coordinator": coordinator,
                            "generators": generators, "run_id": run_id, "tracking_uri": uri,
                            "final_model_dir": final_model_dir, "run_dir": str(output), "start_step": start_step,
-                           "resume_from": resume["directory"] if resume else None},
+                           "resume_from": resume["directory"] if resume else None, "progress": progress},
         scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=use_gpu,
                                      resources_per_worker=learner_resources(cfg)),
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
@@ -143,18 +146,20 @@ def train(cfg: Config, *, on_step=None) -> TrainResult:
     fit.start()
     history: list[dict] = []
     try:
-        while fit.is_alive() or len(history) < t.max_steps - start_step:
-            new = ray.get(coordinator.progress.remote(len(history)))
-            for metrics in new:
-                history.append(metrics)
-                if on_step:
-                    on_step(metrics)
-            if not fit.is_alive():
-                break
-            fit.join(timeout=0.5)
+        while True:
+            try:
+                metrics = progress.get(timeout=0.5)
+            except Empty:
+                if not fit.is_alive() and progress.empty():
+                    break
+                continue
+            history.append(metrics)
+            if on_step:
+                on_step(metrics)
         position = ray.get(coordinator.position.remote())
     finally:
         _shutdown(coordinator, generators, pool)
+        ray.kill(progress.actor, no_restart=True)
     result = outcome.get("result")
     from .tracking import RunLogger
 

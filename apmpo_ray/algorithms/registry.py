@@ -98,6 +98,7 @@ LOSSES: dict[str, LossSpec] = {spec.name: spec for spec in [
              default_aggregation="seq_mean_token_sum", default_advantage="dr_grpo"),
     _clipped("agpo", "AGPO (our interpretation): negative-dominant advantages, token-level PPO-clip",
              default_advantage="agpo"),
+    _clipped("arpo", "ARPO: GRPO's clipped surrogate over entropy-branched tool-use groups (soft or hard attribution)"),
     LossSpec("gmpo", geometric_mean_loss, "Eq. 14: geometric mean of ratios, log-space clip ±0.4",
              frozenset({"log_clip"}), sequence_level=True),
     _power("apmpo", "Eq. 7-10: power mean (p = exp(-γμ_R)) of clipped ratios, clip [1-ε_low, 1+ε_ada]",
@@ -126,6 +127,7 @@ class StepInputs:
     """What one learner step's loss needs from the batch's rewards (rows group-major)."""
 
     loss: LossSpec
+    sequence_advantages: torch.Tensor  # [N]
     advantages: torch.Tensor  # [N, T] per token, 0 off the loss mask
     controls: Controls
     batch_controls: Optional[BatchControls]
@@ -141,4 +143,4 @@ def prepare_step(rewards: torch.Tensor, loss_mask: torch.Tensor, cfg: AlgorithmC
     batch = spec.batch_controls(rewards, cfg)
     controls = spec.controls(batch, cfg, rewards.shape[1])
     metrics = batch.as_metrics(spec.acting_controls()) if batch is not None else {}
-    return StepInputs(spec, token_advantages(advantages, loss_mask), controls, batch, metrics)
+    return StepInputs(spec, advantages, token_advantages(advantages, loss_mask), controls, batch, metrics)

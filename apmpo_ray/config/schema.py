@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..algorithms import AlgorithmConfig
+from .agents import ArpoConfig, ToolsConfig
 from .errors import ConfigError
 from .task import EvalConfig, TaskConfig
 
@@ -13,6 +14,8 @@ from .task import EvalConfig, TaskConfig
 class ModelConfig:
     path: str = ""  # a Hugging Face directory; "" builds and uses the embedded tiny model
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    # which embedded model "" builds: "tiny" (arithmetic warm-up) or "tiny_tools" (tool-use warm-up)
+    tiny_recipe: Literal["tiny", "tiny_tools"] = "tiny"
 
 
 @dataclass
@@ -35,6 +38,9 @@ class RolloutConfig:
     num_verifiers: int = 1
     verifier_processes: int = 1
     verifier_timeout_s: float = 5.0
+    # The shape of a rollout: single_turn (one completion per sample) or tool_use (multi-turn, with tools).
+    workflow: Literal["single_turn", "tool_use"] = "single_turn"
+    max_tool_calls: int = 3  # tool_use: calls per trajectory before the model must answer
 
 
 @dataclass
@@ -81,6 +87,8 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    tools: ToolsConfig = field(default_factory=ToolsConfig)
+    arpo: ArpoConfig = field(default_factory=ArpoConfig)
 
     def validate(self) -> "Config":
         r, t = self.rollout, self.trainer
@@ -112,6 +120,14 @@ class Config:
             raise ConfigError(
                 f"trainer.weight_sync_every={t.weight_sync_every} exceeds rollout.max_staleness+1="
                 f"{r.max_staleness + 1}: generators would never be allowed to produce the next batch")
+        if self.algo.name == "arpo" and r.workflow != "tool_use":
+            raise ConfigError("algo.name=arpo branches tool-use rollouts: set rollout.workflow=tool_use "
+                              "(preset=tiny_tools does)")
+        if r.workflow == "tool_use" and self.algo.name == "arpo" and not 1 <= self.arpo.initial_samples <= r.group_size:
+            raise ConfigError(f"arpo.initial_samples ({self.arpo.initial_samples}) must be between 1 and "
+                              f"rollout.group_size ({r.group_size})")
+        if r.max_tool_calls < 0:
+            raise ConfigError(f"rollout.max_tool_calls must be >= 0, got {r.max_tool_calls}")
         self.algo.resolve_correction(r.max_staleness)
         if self.algo.off_policy_correction == "decoupled" and not t.recompute_old_logprobs:
             raise ConfigError("algo.off_policy_correction=decoupled needs the proximal log-probs that the learner "

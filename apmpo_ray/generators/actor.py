@@ -30,6 +30,13 @@ class GeneratorActor:
         """``generate`` plus the policy version that produced the samples, read in the same actor call."""
         return self._generator.version, self.generate(prompts, **sampling)
 
+    def rollout_requests(self, requests, **sampling):
+        """``generate_requests`` plus the policy version that produced the samples."""
+        return self._generator.version, self._generator.generate_requests(requests, **sampling)
+
+    def vocab_size(self) -> int:
+        return self._generator.vocab_size
+
     def sequence_logprobs(self, prompt_ids, response_ids):
         return self._generator.sequence_logprobs(prompt_ids, response_ids)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..rollout.types import Sample
+from ..rollout.types import GenerationRequest, Sample
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +57,12 @@ class VLLMGenerator:
             tensor_parallel_size=tensor_parallel_size,
             logprobs_mode="processed_logprobs",
             weight_transfer_config={"backend": self.weight_sync_backend},
+            # branches and later turns of a trajectory continue a prefix the engine has already computed
+            enable_prefix_caching=True,
             enforce_eager=self._default_eager() if enforce_eager is None else enforce_eager,
         )
         self._tokenizer = self._llm.get_tokenizer()
+        self.vocab_size = int(self._llm.llm_engine.model_config.get_vocab_size())
         self.max_model_len = self._llm.llm_engine.model_config.max_model_len
         self._sync_initialized = False
         self._incomplete_update: int | None = None  # version of an update that failed part-way
@@ -82,22 +85,32 @@ class VLLMGenerator:
         in one batch still draw different samples. ``min_new_tokens`` (for benchmarks) forbids eos before
         that many tokens; the behaviour log-probs then come from that constrained distribution.
         """
+        requests = [GenerationRequest(list(p), n=n, max_tokens=max_new_tokens, seed=None if seed is None else seed + i,
+                                      min_tokens=min_new_tokens) for i, p in enumerate(prompts)]
+        return self.generate_requests(requests, temperature=temperature, top_p=top_p)
+
+    def generate_requests(self, requests: list[GenerationRequest], *, temperature: float = 1.0,
+                          top_p: float = 1.0) -> list[list[Sample]]:
+        """One batched engine call for requests that each continue their own token ids (a multi-turn
+        trajectory's context, a branch's shared prefix) with their own budget, seed and stop strings."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
         self._check_weights()
-        if n < 1 or max_new_tokens < 1:
-            raise ValueError(f"n and max_new_tokens must be at least 1, got {n} and {max_new_tokens}")
-        params = [SamplingParams(n=n, max_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                 seed=None if seed is None else seed + i, logprobs=0, skip_special_tokens=True,
-                                 min_tokens=min_new_tokens)
-                  for i in range(len(prompts))]
-        outputs = self._llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts], params,
+        for r in requests:
+            if r.n < 1 or r.max_tokens < 1:
+                raise ValueError(f"n and max_tokens must be at least 1, got {r.n} and {r.max_tokens}")
+        params = [SamplingParams(n=r.n, max_tokens=r.max_tokens, temperature=temperature, top_p=top_p, seed=r.seed,
+                                 logprobs=r.top_logprobs, skip_special_tokens=True, min_tokens=r.min_tokens,
+                                 stop=list(r.stop) or None, include_stop_str_in_output=True)
+                  for r in requests]
+        outputs = self._llm.generate([TokensPrompt(prompt_token_ids=list(r.prompt_ids)) for r in requests], params,
                                      use_tqdm=False)
-        return [[self._to_sample(c) for c in sorted(out.outputs, key=lambda c: c.index)] for out in outputs]
+        return [[self._to_sample(c, r.top_logprobs_positions if r.top_logprobs else 0)
+                 for c in sorted(out.outputs, key=lambda c: c.index)] for r, out in zip(requests, outputs)]
 
     @staticmethod
-    def _to_sample(completion: Any) -> Sample:
+    def _to_sample(completion: Any, top_positions: int = 0) -> Sample:
         ids = list(completion.token_ids)
         logprobs = [float(step[token].logprob) for token, step in zip(ids, completion.logprobs)]
         if len(logprobs) != len(ids):
@@ -105,7 +118,14 @@ class VLLMGenerator:
         reason = completion.finish_reason
         if reason not in FINISH_REASONS:
             raise RuntimeError(f"unexpected finish reason {reason!r} from vLLM")
-        return Sample(response_ids=ids, logprobs=logprobs, text=completion.text, finish_reason=reason)
+        top = None
+        if top_positions:
+            # each position's dict holds the top-k and the sampled token (which may be outside the top-k)
+            top = [sorted((float(lp.logprob) for lp in step.values()), reverse=True)
+                   for step in completion.logprobs[:top_positions]]
+        stop = completion.stop_reason if isinstance(completion.stop_reason, str) else None
+        return Sample(response_ids=ids, logprobs=logprobs, text=completion.text, finish_reason=reason,
+                      stop_reason=stop, top_logprobs=top)
 
     def sequence_logprobs(self, prompt_ids: list[int], response_ids: list[int]) -> list[float]:
         """Log-probs of ``response_ids`` after ``prompt_ids`` under the current weights, at temperature 1."""

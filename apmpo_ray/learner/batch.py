@@ -22,6 +22,7 @@ class TrainBatch:
     behaviour_logprobs: torch.Tensor  # [N, L-1] from the generators, 0 off the loss mask
     rewards: torch.Tensor  # [N]
     off_policy: torch.Tensor  # [N] bool: sequences not drawn by the policy's sampler
+    response_start: torch.Tensor  # [N] long: where each response begins on the shifted grid
     advantages: Optional[torch.Tensor] = None  # [N, L-1]
     proximal_logprobs: Optional[torch.Tensor] = None  # [N, L-1] π_old / π_prox
     ref_logprobs: Optional[torch.Tensor] = None  # [N, L-1]
@@ -57,6 +58,7 @@ def build_batch(groups: Sequence[RolloutGroup], pad_id: int) -> TrainBatch:
     behaviour = torch.zeros((n, width - 1))
     rewards = torch.empty(n)
     off_policy = torch.zeros(n, dtype=torch.bool)
+    response_start = torch.zeros(n, dtype=torch.long)
     for row, (prompt_ids, sample) in enumerate(rows):
         p, r = len(prompt_ids), len(sample.response_ids)
         if r == 0:
@@ -75,7 +77,17 @@ def build_batch(groups: Sequence[RolloutGroup], pad_id: int) -> TrainBatch:
             row, p - 1: p + r - 1]
         rewards[row] = sample.reward
         off_policy[row] = sample.off_policy
-    return TrainBatch(input_ids, attention_mask, loss_mask, behaviour, rewards, off_policy)
+        response_start[row] = p - 1
+    return TrainBatch(input_ids, attention_mask, loss_mask, behaviour, rewards, off_policy, response_start)
+
+
+def place_response_values(batch: TrainBatch, values: Sequence[Sequence[float]]) -> torch.Tensor:
+    """Per-response-token values (one list per row) on the batch's shifted grid, 0 off the loss mask."""
+    out = torch.zeros_like(batch.loss_mask)
+    for row, row_values in enumerate(values):
+        start = int(batch.response_start[row])
+        out[row, start: start + len(row_values)] = torch.tensor(list(row_values), dtype=out.dtype)
+    return out * batch.loss_mask
 
 
 def token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, temperature: float = 1.0,

@@ -10,7 +10,7 @@ import torch
 
 from ..algorithms import prepare_step
 from ..config import Config, config_from_dict, config_hash
-from .batch import build_batch
+from .batch import build_batch, place_response_values
 from .metrics import reduce_across_workers
 from .policy import Policy
 
@@ -22,6 +22,20 @@ def needs_proximal(cfg: Config) -> bool:
     ``none`` unless the generators' behaviour log-probs are to stand in (``tis`` needs neither)."""
     correction = cfg.algo.off_policy_correction
     return correction == "decoupled" or (correction == "none" and cfg.trainer.recompute_old_logprobs)
+
+
+def hard_token_advantages(groups, sequence_advantages: torch.Tensor, batch) -> torch.Tensor:
+    """ARPO's hard attribution: a token shared by several branched trajectories gets their mean advantage."""
+    from ..algorithms.arpo import hard_attribution
+
+    rows, start = [], 0
+    for group in groups:
+        samples = group.samples
+        adv = sequence_advantages[start: start + len(samples)].tolist()
+        rows += hard_attribution(adv, [s.parent for s in samples], [s.branch_point for s in samples],
+                                 [len(s.response_ids) for s in samples])
+        start += len(samples)
+    return place_response_values(batch, rows)
 
 
 def batch_metrics(batch, num_groups: int, group_size: int) -> dict[str, float]:
@@ -39,7 +53,7 @@ class LearnerLoop:
 
     def __init__(self, cfg: Config, model_path: str, coordinator, generators: list, *, rank: int, world_size: int,
                  run_id: str | None = None, tracking_uri: str | None = None, final_model_dir: str | None = None,
-                 run_dir: str | None = None):
+                 run_dir: str | None = None, progress=None):
         from transformers import AutoTokenizer
 
         self.cfg, self.rank, self.world_size = cfg, rank, world_size
@@ -55,7 +69,9 @@ class LearnerLoop:
         self.controls_history: list[dict[str, float]] = []
         self.latest_eval: dict[str, float] = {}
         self.broadcaster = self.logger = None
+        self.progress = progress  # a Ray queue the driver reads each step's record from (rank 0 writes)
         if rank == 0:
+            self._resync_request = coordinator.wait_for_resync_request.remote()
             from ..weight_sync import WeightBroadcaster
 
             t = cfg.trainer
@@ -98,10 +114,20 @@ class LearnerLoop:
         import ray
 
         ref = self.coordinator.get_batch.remote(step)
-        while not ray.wait([ref], timeout=2.0)[0]:
-            if self.rank == 0 and ray.get(self.coordinator.take_restart_notice.remote()):
+        if self.rank == 0:
+            while ray.wait([ref, self._resync_request], num_returns=1)[0] == [self._resync_request]:
+                self._resync_request = self.coordinator.wait_for_resync_request.remote()
                 self._sync_generators(step, regroup=True)
         return ray.get(ref)
+
+    def _take_resync_request(self) -> bool:
+        """Whether a generator asked for the weights again since the last look (rank 0)."""
+        import ray
+
+        if not ray.wait([self._resync_request], timeout=0)[0]:
+            return False
+        self._resync_request = self.coordinator.wait_for_resync_request.remote()
+        return True
 
     # --- checkpoints -----------------------------------------------------------------------------
     def save_checkpoint(self, next_step: int) -> str:
@@ -140,7 +166,10 @@ class LearnerLoop:
         group_size = len(groups[0].samples)
         batch = build_batch(groups, self.tokenizer.pad_token_id)
         inputs = prepare_step(batch.rewards.view(len(groups), group_size), batch.loss_mask, cfg.algo)
-        batch = batch.with_(advantages=inputs.advantages)
+        advantages = inputs.advantages
+        if cfg.algo.name == "arpo" and cfg.arpo.attribution == "hard":
+            advantages = hard_token_advantages(groups, inputs.sequence_advantages, batch)
+        batch = batch.with_(advantages=advantages)
         rows = torch.arange(self.rank, len(batch), self.world_size)  # groups stay spread over workers
         mine = batch.select(rows)
         started = time.monotonic()
@@ -176,13 +205,13 @@ class LearnerLoop:
             return
         metrics["perf/weight_sync_s"] = 0.0
         if sync:
-            regroup = ray.get(self.coordinator.take_restart_notice.remote())
-            metrics["perf/weight_sync_s"] = self._sync_generators(version, regroup=regroup)
+            metrics["perf/weight_sync_s"] = self._sync_generators(version, regroup=self._take_resync_request())
         metrics["trainer/version"] = float(version)
         self._maybe_evaluate(step, version, metrics)
         if self.logger is not None:
             self.logger.log_metrics(metrics, step=step)
-        ray.get(self.coordinator.record_step.remote({"step": step, **metrics, **self.latest_eval}))
+        if self.progress is not None:
+            self.progress.put({"step": step, **metrics, **self.latest_eval, "wall_time": time.time()})
         self.latest_eval = {}
 
     def _sync_generators(self, version: int, regroup: bool = False) -> float:
@@ -258,5 +287,6 @@ def train_loop_per_worker(config: dict) -> None:
     loop = LearnerLoop(cfg, config["model_path"], config["coordinator"], config["generators"],
                        rank=context.get_world_rank(), world_size=context.get_world_size(),
                        run_id=config.get("run_id"), tracking_uri=config.get("tracking_uri"),
-                       final_model_dir=config.get("final_model_dir"), run_dir=config.get("run_dir"))
+                       final_model_dir=config.get("final_model_dir"), run_dir=config.get("run_dir"),
+                       progress=config.get("progress"))
     loop.run(config.get("start_step", 0), config.get("resume_from"))

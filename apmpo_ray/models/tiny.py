@@ -14,9 +14,12 @@ from pathlib import Path
 
 import torch
 
-from ..tasks import arithmetic
+from ..tasks import arithmetic, multiply
 
 SPECIAL_TOKENS = ["<pad>", "<bos>", "<eos>", "<unk>"]
+# The task a recipe warms up on decides the tokenizer's alphabet: the embedded default's arithmetic, or the
+# tool-use format of the multiplication task.
+ALPHABETS = {"arithmetic": arithmetic.ALPHABET, "multiply": multiply.ALPHABET}
 
 
 @dataclass(frozen=True)
@@ -32,20 +35,29 @@ class TinyRecipe:
     warmup_batch: int = 64
     warmup_lr: float = 3e-3
     seed: int = 0
+    task: str = "arithmetic"
+    tool_fraction: float = 0.5  # multiply: the share of warm-up solutions that call the tool
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        fields = asdict(self)
+        if self.task == "arithmetic":  # the embedded default keeps the cache key it had before tasks existed
+            fields.pop("task"), fields.pop("tool_fraction")
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+
+
+TOOLS_RECIPE = TinyRecipe(task="multiply", max_positions=160, max_operand=99, warmup_steps=500, tool_fraction=0.5)
+RECIPES = {"tiny": TinyRecipe(), "tiny_tools": TOOLS_RECIPE}
 
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("APMPO_RAY_CACHE", Path.home() / ".cache" / "apmpo_ray"))
 
 
-def build_tokenizer():
+def build_tokenizer(task: str = "arithmetic"):
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS + list(arithmetic.ALPHABET))}
+    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS + list(ALPHABETS[task]))}
     backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     backend.decoder = decoders.Fuse()
@@ -58,7 +70,7 @@ def build_untrained(recipe: TinyRecipe, tokenizer):
 
     torch.manual_seed(recipe.seed)
     config = Qwen2Config(
-        vocab_size=32,  # the alphabet plus specials fits; a round size keeps vLLM's kernels happy
+        vocab_size=32 * ((len(tokenizer) + 31) // 32),  # the alphabet plus specials; a round size suits vLLM
         hidden_size=recipe.hidden_size,
         intermediate_size=recipe.intermediate_size,
         num_hidden_layers=recipe.num_layers,
@@ -74,11 +86,25 @@ def build_untrained(recipe: TinyRecipe, tokenizer):
     return Qwen2ForCausalLM(config)
 
 
-def encode_example(tokenizer, prompt: str, answer: str) -> tuple[list[int], list[int]]:
-    """Token ids of ``<bos>prompt answer<eos>`` and the labels (-100 on the prompt)."""
-    prompt_ids = [tokenizer.bos_token_id] + tokenizer.encode(prompt, add_special_tokens=False)
-    answer_ids = tokenizer.encode(answer, add_special_tokens=False) + [tokenizer.eos_token_id]
-    return prompt_ids + answer_ids, [-100] * len(prompt_ids) + answer_ids
+def encode_example(tokenizer, prompt: str, answer: str | list[tuple[str, bool]]) -> tuple[list[int], list[int]]:
+    """Token ids of ``<bos>prompt answer<eos>`` and the labels (-100 on the prompt). ``answer`` may be
+    segments ``(text, trains)``: a segment that does not train (a tool's result) is -100 too."""
+    segments = [(answer, True)] if isinstance(answer, str) else list(answer)
+    ids = [tokenizer.bos_token_id] + tokenizer.encode(prompt, add_special_tokens=False)
+    labels = [-100] * len(ids)
+    for text, trains in segments:
+        part = tokenizer.encode(text, add_special_tokens=False)
+        ids += part
+        labels += part if trains else [-100] * len(part)
+    return ids + [tokenizer.eos_token_id], labels + [tokenizer.eos_token_id]
+
+
+def warmup_batch(recipe: TinyRecipe, seed: int) -> list[tuple[str, object]]:
+    if recipe.task == "multiply":
+        return list(multiply.warmup_examples(recipe.warmup_batch, seed=seed, max_operand=recipe.max_operand,
+                                             tool_fraction=recipe.tool_fraction))
+    problems = arithmetic.make_problems(recipe.warmup_batch, seed=seed, max_operand=recipe.max_operand)
+    return [(p["prompt"], p["answer"]) for p in problems]
 
 
 def supervised_warmup(model, tokenizer, recipe: TinyRecipe) -> list[float]:
@@ -88,9 +114,8 @@ def supervised_warmup(model, tokenizer, recipe: TinyRecipe) -> list[float]:
     losses = []
     model.train()
     for step in range(recipe.warmup_steps):
-        problems = arithmetic.make_problems(recipe.warmup_batch, seed=rng.randrange(2**31),
-                                            max_operand=recipe.max_operand)
-        encoded = [encode_example(tokenizer, p["prompt"], p["answer"]) for p in problems]
+        encoded = [encode_example(tokenizer, prompt, answer)
+                   for prompt, answer in warmup_batch(recipe, rng.randrange(2**31))]
         width = max(len(ids) for ids, _ in encoded)
         ids = torch.full((len(encoded), width), tokenizer.pad_token_id)
         labels = torch.full((len(encoded), width), -100)
@@ -115,7 +140,7 @@ def tiny_model_path(recipe: TinyRecipe | None = None, cache_dir: Path | None = N
         return target
     root.mkdir(parents=True, exist_ok=True)
     staging = root / f".staging-{recipe.digest()}-{os.getpid()}"
-    tokenizer = build_tokenizer()
+    tokenizer = build_tokenizer(recipe.task)
     model = build_untrained(recipe, tokenizer)
     threads = torch.get_num_threads()
     losses = supervised_warmup(model, tokenizer, recipe)

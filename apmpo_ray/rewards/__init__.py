@@ -7,6 +7,8 @@ Built-in names and the reference each expects:
 * ``math``: the answer as a string or number (``"\\frac{1}{2}"``, ``0.5``); math-verify equivalence of the
   response's last ``\\boxed{}`` (else last number). Off the main thread it has no internal timeout: run it
   under ``apmpo_ray.verifiers.TimeoutScorer`` (see ``math_answer``).
+* ``tool_answer`` / ``tool_math``: ARPO's reward for tool-use trajectories (format, then the ``<answer>``
+  compared exactly or with math-verify; see ``rewards.tool_answer``).
 * ``sql``: ``{"sql": gold_sql, "db_path": "/path/to/database.sqlite"}``; execution match on the database
   opened read-only (see ``rewards.sql``).
 
@@ -27,6 +29,8 @@ _BUILTIN: dict[str, str] = {
     "countdown": "apmpo_ray.tasks.countdown:score",
     "math": "apmpo_ray.rewards.math_answer:score",
     "sql": "apmpo_ray.rewards.sql:score",
+    "tool_answer": "apmpo_ray.rewards.tool_answer:score",
+    "tool_math": "apmpo_ray.rewards.tool_answer:score_math",
 }
 
 

@@ -1,26 +1,26 @@
-"""The rollout stream: admits prompts under the staleness bound, drives generators and verifiers,
-and hands complete, ordered batches to the learner.
+"""The rollout stream: admits prompts under the staleness bound, hands them to the rollout workflow on a
+free generator, and gives the learner complete, ordered batches.
 
-One asyncio task per generator claims the next admissible prompts, awaits a generate call, and hands
-the responses to the verifier pool without waiting for the scores, so generation and scoring overlap.
-Prompts of a failed call go back to the front of the queue: none is lost, none is counted twice.
+Each generator has a loop: it waits until its generator is free and fewer than two episodes are in
+flight on it, claims the next admissible prompts and starts their episode. The workflow releases the
+generator whenever it is not sampling (scoring, tool calls), so the next episode generates meanwhile.
+Prompts of a lost episode go back to the front of the queue: none is lost, none is counted twice.
 """
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import heapq
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from .admission import Admission
 from .buffer import OrderedBuffer
-from .prompts import PromptStream
-from .staleness import StalenessGate
-from .types import Prompt, RolloutGroup, Sample
+from .types import RolloutGroup
+from .workflows.base import GeneratorLease, RolloutWorkflow
 
 log = logging.getLogger(__name__)
+EPISODES_PER_GENERATOR = 2
 
 
 def _lost_actor_errors() -> tuple[type[BaseException], ...]:
@@ -30,173 +30,122 @@ def _lost_actor_errors() -> tuple[type[BaseException], ...]:
                  if hasattr(rex, name))
 
 
-@dataclass
-class SamplingSettings:
-    group_size: int
-    max_new_tokens: int
-    temperature: float = 1.0
-    top_p: float = 1.0
-    prompts_per_call: int = 8
-    seed: int = 0
-
-
-@dataclass
-class _Interval:
-    """Generator activity since the last batch was handed out."""
-
-    started: float = field(default_factory=time.monotonic)
-    busy_seconds: float = 0.0
-    tokens: int = 0
-
-
 class RolloutCoordinator:
     """Plain async class; :func:`coordinator_actor` wraps it in a Ray actor.
 
-    ``generators`` expose ``rollout.remote(prompts, **sampling) -> (version, samples)``; ``score`` is an
-    async callable ``(responses, references) -> rewards``.
+    ``generators`` expose ``rollout_requests.remote(requests, **sampling) -> (version, samples)``.
     """
 
     def __init__(self, problems: Sequence[dict], encode: Callable[[str], list[int]], generators: list,
-                 score: Callable, sampling: SamplingSettings, *, prompts_per_step: int, max_staleness: int,
+                 workflow: RolloutWorkflow, *, prompts_per_step: int, prompts_per_call: int, max_staleness: int,
                  data_seed: int = 0, start_step: int = 0, start_version: int | None = None):
-        self.stream = PromptStream(problems, encode, seed=data_seed)
-        self.gate = StalenessGate(prompts_per_step, max_staleness)
+        self.admission = Admission(problems, encode, prompts_per_step=prompts_per_step, max_staleness=max_staleness,
+                                   data_seed=data_seed, start_step=start_step, start_version=start_version)
         self.buffer = OrderedBuffer(prompts_per_step)
-        self.generators = list(generators)
-        self.score = score
-        self.sampling = sampling
-        # On resume the generators hold the initial weights until the learner sends the checkpoint's: admit
-        # nothing (limit = start_step·B) until that version is published.
-        self.published_version = start_version if start_version is not None else start_step - max_staleness - 1
-        self.next_index = start_step * prompts_per_step
-        self.retry: list[int] = []  # a heap: re-issued prompts go before new ones
-        self.in_flight: set[int] = set()
+        self.workflow = workflow
+        self.prompts_per_call = prompts_per_call
+        self.leases = [GeneratorLease(g) for g in generators]
         self.changed = asyncio.Condition()
         self.tasks: list[asyncio.Task] = []
+        self.episodes: set[asyncio.Task] = set()
         self.error: BaseException | None = None
-        self.interval = _Interval()
-        self.progress_log: list[dict] = []
-        self.reissued = 0
-        self.restart_notice = False  # a generator came back with its initial weights: it needs a resync
         self.publications = 0
+        self.resync_needed: asyncio.Event | None = None
         self.consumed: dict[int, str] = {}
-        self.generating: dict[int, list[int]] = {}  # generator -> prompts of its call in flight
+        self.generating: dict[int, list[int]] = {}  # episode id -> its prompts, while it runs
         self.served: tuple[int, list[RolloutGroup], dict] | None = None
+        self._interval = (time.monotonic(), 0.0, 0)  # start, generator busy seconds, tokens at the last batch
+        self._episode_ids = 0
 
     # --- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.tasks = [loop.create_task(self._generator_loop(g)) for g in range(len(self.generators))]
+        self.resync_needed = asyncio.Event()
+        self.tasks = [loop.create_task(self._generator_loop(lease)) for lease in self.leases]
 
     async def stop(self) -> None:
-        for task in self.tasks:
+        for task in [*self.tasks, *self.episodes]:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*self.tasks, *self.episodes, return_exceptions=True)
+        await self.workflow.close()
 
     async def _notify(self) -> None:
         async with self.changed:
             self.changed.notify_all()
 
-    # --- admission -------------------------------------------------------------------------------
-    def _admissible(self, version: int) -> list[int]:
-        limit = self.gate.limit(version)
-        picked = []
-        while self.retry and self.retry[0] < limit and len(picked) < self.sampling.prompts_per_call:
-            picked.append(heapq.heappop(self.retry))
-        while self.next_index < limit and len(picked) < self.sampling.prompts_per_call:
-            picked.append(self.next_index)
-            self.next_index += 1
-        return picked
-
+    # --- dispatch --------------------------------------------------------------------------------
     async def _claim(self) -> tuple[list[int], int]:
         async with self.changed:
             while True:
-                version = self.published_version
-                picked = self._admissible(version)
+                picked, version = self.admission.claim(self.prompts_per_call)
                 if picked:
-                    self.in_flight.update(picked)
                     return picked, version
                 await self.changed.wait()
 
-    async def _requeue(self, indices: list[int]) -> None:
-        async with self.changed:
-            for index in indices:
-                self.in_flight.discard(index)
-                heapq.heappush(self.retry, index)
-            self.reissued += len(indices)
-            self.changed.notify_all()
-
-    # --- generation and scoring ------------------------------------------------------------------
-    async def _generator_loop(self, g: int) -> None:
-        lost_actor = _lost_actor_errors()
-        generator = self.generators[g]
-        s = self.sampling
+    async def _generator_loop(self, lease: GeneratorLease) -> None:
+        slots = asyncio.Semaphore(EPISODES_PER_GENERATOR)
         while True:
-            indices, admitted_version = await self._claim()
-            prompts = [self.stream[i] for i in indices]
-            started = time.monotonic()
-            self.generating[g] = indices
+            await slots.acquire()
+            await lease.reserve()
             try:
-                version, outputs = await generator.rollout.remote(
-                    [p.prompt_ids for p in prompts], n=s.group_size, max_new_tokens=s.max_new_tokens,
-                    temperature=s.temperature, top_p=s.top_p, seed=s.seed * 1_000_003 + indices[0])
-            except asyncio.CancelledError:
+                indices, version = await self._claim()
+            except BaseException:
+                lease.release_reservation()
                 raise
-            except lost_actor as err:
-                log.warning("generator %d failed (%s); re-issuing prompts %s", g, type(err).__name__, indices)
-                await self._requeue(indices)
-                await self._await_resync()
-                continue
-            except Exception as err:  # a bug, not a lost actor: fail the run loudly
-                self.error = err
-                await self._notify()
-                raise
-            finally:
-                self.generating.pop(g, None)
-            elapsed = time.monotonic() - started
-            if version < admitted_version:
-                # A restarted generator reloaded its initial weights: its output is too stale to use.
-                log.warning("generator %d returned version %d < %d; re-issuing", g, version, admitted_version)
-                await self._requeue(indices)
-                await self._await_resync()
-                continue
-            self.interval.busy_seconds += elapsed
-            self.interval.tokens += sum(len(x.response_ids) for samples in outputs for x in samples)
-            asyncio.get_running_loop().create_task(self._score_and_store(prompts, outputs, version, elapsed))
+            self._episode_ids += 1
+            task = asyncio.get_running_loop().create_task(self._episode(self._episode_ids, lease, indices, version))
+            self.episodes.add(task)
+            task.add_done_callback(lambda t: (self.episodes.discard(t), slots.release()))
 
-    async def _await_resync(self) -> None:
-        """Ask the learner for a weight resync and pause this generator until the next publication."""
-        async with self.changed:
-            self.restart_notice = True
-            seen = self.publications
-            self.changed.notify_all()
-            while self.publications == seen:
-                await self.changed.wait()
-
-    def take_restart_notice(self) -> bool:
-        notice, self.restart_notice = self.restart_notice, False
-        return notice
-
-    async def _score_and_store(self, prompts: list[Prompt], outputs: list[list[Sample]], version: int,
-                               gen_seconds: float) -> None:
+    async def _episode(self, episode: int, lease: GeneratorLease, indices: list[int], admitted_version: int) -> None:
+        self.generating[episode] = indices
+        lost = None
         try:
-            texts = [x.text for samples in outputs for x in samples]
-            references = [p.reference for p, samples in zip(prompts, outputs) for _ in samples]
-            rewards = await self.score(texts, references)
-            flat = iter(rewards)
-            for samples in outputs:
-                for x in samples:
-                    x.reward = float(next(flat))
-            async with self.changed:
-                for prompt, samples in zip(prompts, outputs):
-                    self.in_flight.discard(prompt.index)
-                    self.buffer.put(RolloutGroup(prompt, samples, version, gen_seconds))
-                self.changed.notify_all()
-        except Exception as err:
+            groups = await self.workflow.arun(self.admission.prompts(indices), lease)
+        except asyncio.CancelledError:
+            raise
+        except _lost_actor_errors() as err:
+            lost = f"generator lost ({type(err).__name__})"
+        except Exception as err:  # a bug, not a lost actor: fail the run loudly
             self.error = err
             await self._notify()
+            raise
+        finally:
+            lease.release_reservation()
+            self.generating.pop(episode, None)
+        if lost is None and min(g.version for g in groups) < admitted_version:
+            # A restarted generator reloaded its initial weights: its output is too stale to use.
+            lost = f"a generator returned weights older than version {admitted_version}"
+        if lost is not None:
+            log.warning("%s; re-issuing prompts %s", lost, indices)
+            await self._requeue_and_wait_for_resync(lease, indices)
+            return
+        async with self.changed:
+            self.admission.complete(indices)
+            for group in groups:
+                self.buffer.put(group)
+            self.changed.notify_all()
+
+    async def _requeue_and_wait_for_resync(self, lease: GeneratorLease, indices: list[int]) -> None:
+        """Give the prompts back, ask the learner for a weight resync, and keep this generator from new
+        episodes until the next publication."""
+        seen = self.publications
+        async with self.changed:
+            self.admission.requeue(indices)
+            self.changed.notify_all()
+        self.resync_needed.set()
+        async with lease.lock:
+            async with self.changed:
+                while self.publications == seen:
+                    await self.changed.wait()
 
     # --- the learner's side ----------------------------------------------------------------------
+    async def wait_for_resync_request(self) -> bool:
+        """Returns once a generator needs the current weights again (it was restarted)."""
+        await self.resync_needed.wait()
+        self.resync_needed.clear()
+        return True
+
     async def get_batch(self, step: int) -> tuple[list[RolloutGroup], dict[str, float]]:
         """The groups of prompts [step·B, (step+1)·B) in index order, once all are scored.
 
@@ -219,37 +168,36 @@ class RolloutCoordinator:
 
     def _interval_stats(self, groups: list[RolloutGroup], step: int) -> dict[str, float]:
         now = time.monotonic()
-        wall = max(now - self.interval.started, 1e-9)
+        started, busy_before, tokens_before = self._interval
+        busy = sum(lease.busy_seconds for lease in self.leases)
+        tokens = sum(lease.tokens for lease in self.leases)
+        wall = max(now - started, 1e-9)
         stats = {
             "rollout/staleness_mean": sum(step - g.version for g in groups) / len(groups),
             "rollout/staleness_max": float(max(step - g.version for g in groups)),
-            "perf/gen_tokens_per_s": self.interval.tokens / wall,
-            "perf/generator_idle_frac": max(0.0, 1.0 - self.interval.busy_seconds / (wall * len(self.generators))),
+            "perf/gen_tokens_per_s": (tokens - tokens_before) / wall,
+            "perf/generator_idle_frac": max(0.0, 1.0 - (busy - busy_before) / (wall * len(self.leases))),
             "rollout/buffered_groups": float(len(self.buffer)),
-            "rollout/reissued_prompts": float(self.reissued),
+            "rollout/reissued_prompts": float(self.admission.reissued),
         }
-        self.interval = _Interval(started=now)
+        for key in sorted({k for g in groups for k in g.stats}):
+            values = [g.stats[key] for g in groups if key in g.stats]
+            stats[key] = max(values) if key.endswith("_max") else sum(values) / len(values)
+        self._interval = (now, busy, tokens)
         return stats
 
     async def publish_version(self, version: int) -> None:
         """Every generator now holds the weights of ``version``: admit the prompts they may start."""
         async with self.changed:
-            self.published_version = max(self.published_version, version)
+            self.admission.publish(version)
             self.publications += 1
             self.changed.notify_all()
 
-    def record_step(self, metrics: dict[str, float]) -> None:
-        self.progress_log.append({**metrics, "wall_time": time.time()})
-
-    def progress(self, since: int = 0) -> list[dict]:
-        """Learner metrics recorded from step ``since`` on (for the driver's progress bar)."""
-        return self.progress_log[since:]
-
     def position(self) -> dict[str, Any]:
-        return {"next_index": self.next_index, "retry": sorted(self.retry), "in_flight": sorted(self.in_flight),
-                "published_version": self.published_version, "buffered": len(self.buffer),
-                "reissued": self.reissued, "consumed": dict(self.consumed),
-                "generating": {g: list(v) for g, v in self.generating.items()}}
+        a = self.admission
+        return {"next_index": a.next_index, "retry": sorted(a.retry), "in_flight": sorted(a.in_flight),
+                "published_version": a.published_version, "buffered": len(self.buffer), "reissued": a.reissued,
+                "consumed": dict(self.consumed), "generating": {e: list(v) for e, v in self.generating.items()}}
 
 
 def coordinator_actor():

@@ -21,6 +21,11 @@ class Sample:
     reward: float = 0.0
     loss_mask: Optional[list[int]] = None
     off_policy: bool = False
+    stop_reason: Optional[str] = None  # the stop string that ended generation, if one did
+    top_logprobs: Optional[list[list[float]]] = None  # the top-k log-probs of the first positions, if asked
+    token_versions: Optional[list[int]] = None  # the policy version that produced each token (None: the group's)
+    parent: Optional[int] = None  # a branch: the sample (index in its group) it was copied from ...
+    branch_point: Optional[int] = None  # ... and the response position where it diverged
 
 
 @dataclass
@@ -41,8 +46,23 @@ class RolloutGroup:
     samples: list[Sample]
     version: int
     gen_seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
+    stats: dict[str, float] = field(default_factory=dict)  # the workflow's per-group metrics (tool calls, branches)
 
     @property
     def rewards(self) -> list[float]:
         return [s.reward for s in self.samples]
+
+
+@dataclass
+class GenerationRequest:
+    """Continue ``prompt_ids`` ``n`` times. ``top_logprobs`` > 0 also returns the top-k log-probs of the first
+    ``top_logprobs_positions`` generated tokens (ARPO's entropy)."""
+
+    prompt_ids: list[int]
+    n: int = 1
+    max_tokens: int = 16
+    seed: Optional[int] = None
+    stop: tuple[str, ...] = ()
+    top_logprobs: int = 0
+    top_logprobs_positions: int = 20
+    min_tokens: int = 0
