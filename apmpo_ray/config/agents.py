@@ -13,6 +13,7 @@ class ToolsConfig:
     timeout_s: float = 10.0  # per call: the sandbox's wall-clock and CPU limit; the pool's deadline adds 5 s
     memory_mb: int = 1024  # python sandbox address-space limit
     output_bytes: int = 4096  # a tool's output is cut to this size
+    python: str = "/usr/bin/python3"  # the sandbox's interpreter: outside the project's environment, readable by nobody
     search_paths: list[str] = field(default_factory=list)  # search: local .jsonl / text files of passages
     search_top_k: int = 3
     num_actors: int = 1  # Ray actors per tool
@@ -32,7 +33,8 @@ class ToolsConfig:
     def options(self, name: str) -> dict:
         """The keyword options of ``apmpo_ray.tools.get_tool(name)``."""
         if name == "python":
-            return {"timeout_s": self.timeout_s, "memory_mb": self.memory_mb, "output_bytes": self.output_bytes}
+            return {"timeout_s": self.timeout_s, "memory_mb": self.memory_mb, "output_bytes": self.output_bytes,
+                    "python": self.python}
         return {"paths": list(self.search_paths), "top_k": self.search_top_k, "output_bytes": self.output_bytes}
 
 

@@ -45,7 +45,7 @@ class TinyRecipe:
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 
-TOOLS_RECIPE = TinyRecipe(task="multiply", max_positions=160, max_operand=99, warmup_steps=500, tool_fraction=0.5)
+TOOLS_RECIPE = TinyRecipe(task="multiply", max_positions=160, max_operand=99, warmup_steps=1000, tool_fraction=0.5)
 RECIPES = {"tiny": TinyRecipe(), "tiny_tools": TOOLS_RECIPE}
 
 

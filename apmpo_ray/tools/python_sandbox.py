@@ -3,9 +3,9 @@
 Mechanism (documented in docs/tools.md): bubblewrap (Debian's ``bwrap``) builds new user, mount, PID,
 network, IPC and UTS namespaces, so the code sees a read-only ``/usr`` and nothing else of the machine
 but a private scratch directory, has only a loopback device that is down (no network), and cannot outlive
-the call. Before ``bwrap`` starts, the child process drops to ``nobody`` and sets rlimits that every
-process it forks inherits: address space (memory), CPU seconds, file size (which also bounds the output
-captured through a file) and process count. The environment is cleared (no tokens or credentials). A
+the call. Before ``bwrap`` starts, the child process drops to an unprivileged user id of its own and sets
+rlimits that every process it forks inherits: address space (memory), CPU seconds, file size (which also
+bounds the output captured through a file) and process count. The environment is cleared (no tokens or credentials). A
 wall-clock timeout kills the sandbox; ``--die-with-parent`` takes every process inside with it.
 
 The interpreter is the system's ``/usr/bin/python3`` run with ``-I`` (isolated): the stdlib, and whatever
@@ -14,6 +14,7 @@ the image installed under ``/usr``; nothing of the project's own environment.
 from __future__ import annotations
 
 import os
+import queue
 import resource
 import shutil
 import signal
@@ -23,7 +24,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-NOBODY = 65534
+# Each running sandbox gets a user id of its own from this range, so that the process-count limit applies to
+# that sandbox alone. Not "nobody": inside containers, ids the container does not map show up as 65534, and
+# their processes (other containers') count against nobody's limit.
+SANDBOX_UID_BASE = 52000
+SANDBOX_UIDS = 256
 SANDBOX_PYTHON = "/usr/bin/python3"
 
 
@@ -36,7 +41,7 @@ class SandboxLimits:
     timeout_s: float = 10.0  # wall clock, and CPU seconds
     memory_mb: int = 1024
     output_bytes: int = 4096
-    max_processes: int = 64  # shared by all sandboxes running at once (they all run as nobody)
+    max_processes: int = 32
     max_file_mb: int = 16
 
     def __post_init__(self):
@@ -45,7 +50,7 @@ class SandboxLimits:
                              "max_processes >= 1 are needed")
 
 
-def _drop_privileges_and_limit(limits: SandboxLimits):
+def _drop_privileges_and_limit(limits: SandboxLimits, uid: int):
     def apply() -> None:  # runs in the child between fork and exec
         cpu = max(1, int(limits.timeout_s + 0.999))
         memory = limits.memory_mb * 2**20
@@ -55,8 +60,8 @@ def _drop_privileges_and_limit(limits: SandboxLimits):
             resource.setrlimit(what, (value, value))
         if os.getuid() == 0:
             os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
+            os.setgid(uid)
+            os.setuid(uid)
     return apply
 
 
@@ -76,6 +81,9 @@ class PythonSandbox:
                                      "bubblewrap); it will not run model-written code without a sandbox")
         if not os.access(self.python, os.X_OK):
             raise SandboxUnavailable(f"sandbox interpreter {self.python} is not executable")
+        self._uids: queue.Queue[int] = queue.Queue()
+        for offset in range(SANDBOX_UIDS):
+            self._uids.put(SANDBOX_UID_BASE + offset)
 
     def _command(self, scratch: str) -> list[str]:
         lib = [arg for d in ("lib", "lib64", "bin", "sbin") if os.path.islink(f"/{d}")
@@ -108,10 +116,21 @@ class PythonSandbox:
 
     def _run(self, scratch: str, output) -> str:
         """Runs the sandbox, writing its output to ``output``; returns '' or the reason it stopped."""
+        uid = self._uids.get()
+        try:
+            return self._run_as(uid, scratch, output)
+        finally:
+            self._uids.put(uid)
+
+    def _run_as(self, uid: int, scratch: str, output) -> str:
         started = time.monotonic()
-        process = subprocess.Popen(self._command(scratch), stdin=subprocess.DEVNULL, stdout=output,
-                                   stderr=subprocess.STDOUT, preexec_fn=_drop_privileges_and_limit(self.limits),
-                                   start_new_session=True)
+        try:
+            process = subprocess.Popen(self._command(scratch), stdin=subprocess.DEVNULL, stdout=output,
+                                       stderr=subprocess.STDOUT,
+                                       preexec_fn=_drop_privileges_and_limit(self.limits, uid),
+                                       start_new_session=True)
+        except OSError as err:
+            return f"\nError: the sandbox could not start ({err})"
         try:
             code = process.wait(timeout=self.limits.timeout_s)
         except subprocess.TimeoutExpired:

@@ -89,3 +89,12 @@ def test_subprocesses_are_held_to_the_same_limits(sandbox, tmp_path):
 def test_bad_limits_are_rejected():
     with pytest.raises(ValueError, match="sandbox limits"):
         SandboxLimits(timeout_s=0)
+
+
+def test_concurrent_calls_do_not_share_a_process_budget(sandbox):
+    from concurrent.futures import ThreadPoolExecutor
+
+    codes = ["import os\nwhile True:\n    os.fork()" if i % 8 == 0 else f"print({i} * 3)" for i in range(48)]
+    with ThreadPoolExecutor(8) as pool:
+        outs = list(pool.map(sandbox, codes))
+    assert all(out == f"{i * 3}\n" for i, out in enumerate(outs) if i % 8)
