@@ -125,8 +125,10 @@ class PythonSandbox:
     def _run_as(self, uid: int, scratch: str, output) -> str:
         started = time.monotonic()
         try:
+            # bwrap itself starts with a clean environment too: an inherited LD_PRELOAD (vLLM sets one) or
+            # LD_LIBRARY_PATH would reach into the sandbox before --clearenv takes effect
             process = subprocess.Popen(self._command(scratch), stdin=subprocess.DEVNULL, stdout=output,
-                                       stderr=subprocess.STDOUT,
+                                       stderr=subprocess.STDOUT, env={"PATH": "/usr/bin:/bin"},
                                        preexec_fn=_drop_privileges_and_limit(self.limits, uid),
                                        start_new_session=True)
         except OSError as err:

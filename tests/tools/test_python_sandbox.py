@@ -61,8 +61,10 @@ def test_no_network_not_even_loopback(sandbox):
 
 def test_environment_secrets_are_not_inherited(sandbox, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_secret_value_123")
+    monkeypatch.setenv("LD_PRELOAD", "/root/not-there.so")  # vLLM sets one in-process: it must not reach the sandbox
     out = sandbox("import os\nprint(sorted(os.environ))\nprint(os.environ.get('HF_TOKEN'))")
-    assert "hf_secret_value_123" not in out and "HF_TOKEN" not in out
+    assert "hf_secret_value_123" not in out and "HF_TOKEN" not in out and "LD_PRELOAD" not in out
+    assert out.startswith("['HOME', 'LANG', 'PATH', 'PWD']")
     assert "hf_secret_value_123" not in sandbox("print(open('/proc/1/environ').read())")
     # and the machine's files outside /usr are not there to read
     assert "No such file" in sandbox("print(open('/root/.bashrc').read())")
