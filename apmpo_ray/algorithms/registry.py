@@ -99,6 +99,8 @@ LOSSES: dict[str, LossSpec] = {spec.name: spec for spec in [
     _clipped("agpo", "AGPO (our interpretation): negative-dominant advantages, token-level PPO-clip",
              default_advantage="agpo"),
     _clipped("arpo", "ARPO: GRPO's clipped surrogate over entropy-branched tool-use groups (soft or hard attribution)"),
+    _clipped("ampo", "AMPO: GRPO's clipped surrogate on the student's tokens, f(π) = π/(π+λ) on teacher tokens",
+             default_advantage="grpo"),
     LossSpec("gmpo", geometric_mean_loss, "Eq. 14: geometric mean of ratios, log-space clip ±0.4",
              frozenset({"log_clip"}), sequence_level=True),
     _power("apmpo", "Eq. 7-10: power mean (p = exp(-γμ_R)) of clipped ratios, clip [1-ε_low, 1+ε_ada]",

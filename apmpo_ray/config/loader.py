@@ -75,6 +75,11 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
         else:
             raise ConfigError(f"{key}: expected a list, got {value!r}")
         (item_type,) = get_args(annotation) or (Any,)
+        if dataclasses.is_dataclass(item_type):  # a list of sections, e.g. teachers: [{name: ..., ...}, ...]
+            bad = [i for i, item in enumerate(items) if not isinstance(item, dict)]
+            if bad:
+                raise ConfigError(f"{key}[{bad[0]}]: expected a section of fields, got {items[bad[0]]!r}")
+            return [_build(item_type, item, f"{key}[{i}].") for i, item in enumerate(items)]
         return [_coerce(f"{key}[{i}]", item, item_type) for i, item in enumerate(items)]
     if origin is dict:
         if not isinstance(value, dict):

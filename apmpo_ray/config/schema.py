@@ -6,6 +6,7 @@ from typing import Literal
 
 from ..algorithms import AlgorithmConfig
 from .agents import ArpoConfig, ToolsConfig
+from .guidance import AmpoConfig, TeacherConfig
 from .errors import ConfigError
 from .task import EvalConfig, TaskConfig
 
@@ -14,8 +15,9 @@ from .task import EvalConfig, TaskConfig
 class ModelConfig:
     path: str = ""  # a Hugging Face directory; "" builds and uses the embedded tiny model
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    # which embedded model "" builds: "tiny" (arithmetic warm-up) or "tiny_tools" (tool-use warm-up)
-    tiny_recipe: Literal["tiny", "tiny_tools"] = "tiny"
+    # which embedded model "" builds: "tiny" (arithmetic warm-up), "tiny_tools" (tool-use warm-up), or the
+    # reasoning task's "tiny_reasoning" (0.8 M parameters) and "small_reasoning" (5 M)
+    tiny_recipe: Literal["tiny", "tiny_tools", "tiny_reasoning", "small_reasoning"] = "tiny"
 
 
 @dataclass
@@ -38,8 +40,9 @@ class RolloutConfig:
     num_verifiers: int = 1
     verifier_processes: int = 1
     verifier_timeout_s: float = 5.0
-    # The shape of a rollout: single_turn (one completion per sample) or tool_use (multi-turn, with tools).
-    workflow: Literal["single_turn", "tool_use"] = "single_turn"
+    # The shape of a rollout: single_turn (one completion per sample), tool_use (multi-turn, with tools) or
+    # guided (AMPO: teacher solutions replace wrong samples of groups that fail).
+    workflow: Literal["single_turn", "tool_use", "guided"] = "single_turn"
     max_tool_calls: int = 3  # tool_use: calls per trajectory before the model must answer
 
 
@@ -89,6 +92,8 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     tools: ToolsConfig = field(default_factory=ToolsConfig)
     arpo: ArpoConfig = field(default_factory=ArpoConfig)
+    ampo: AmpoConfig = field(default_factory=AmpoConfig)
+    teachers: list[TeacherConfig] = field(default_factory=list)
 
     def validate(self) -> "Config":
         r, t = self.rollout, self.trainer
@@ -126,6 +131,15 @@ class Config:
         if r.workflow == "tool_use" and self.algo.name == "arpo" and not 1 <= self.arpo.initial_samples <= r.group_size:
             raise ConfigError(f"arpo.initial_samples ({self.arpo.initial_samples}) must be between 1 and "
                               f"rollout.group_size ({r.group_size})")
+        if self.algo.name == "ampo" and r.workflow != "guided":
+            raise ConfigError("algo.name=ampo learns from guided groups: set rollout.workflow=guided "
+                              "(preset=tiny_ampo does)")
+        if r.workflow == "guided" and not (self.teachers or self.task.teacher_column):
+            raise ConfigError("rollout.workflow=guided needs teacher solutions: task.teacher_column (offline) "
+                              "and/or a teachers: list (online)")
+        names = [t.name for t in self.teachers]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"teachers: names must be unique, got {names}")
         if r.max_tool_calls < 0:
             raise ConfigError(f"rollout.max_tool_calls must be >= 0, got {r.max_tool_calls}")
         self.algo.resolve_correction(r.max_staleness)

@@ -42,6 +42,8 @@ class TaskConfig:
     db_id_column: str = ""
     db_root: str = ""
     hint_column: str = ""  # optional context put before the question, e.g. BIRD's "evidence"
+    # AMPO's offline guidance: a column holding a list of {"teacher": name, "solution": text} per problem
+    teacher_column: str = ""
     prompt_template: str = ""  # "" (the raw prompt), "math", "sql", or a literal text containing {prompt}
     system_prompt: str = ""
     # auto: on when the tokenizer has one. YAML 1.1 reads a bare on/off as true/false, so those mean on/off too.
@@ -50,6 +52,7 @@ class TaskConfig:
     max_problems: int = 0  # keep the first N problems of a file (0 = all)
     num_problems: int = 4096  # size of a synthetic training set
     max_operand: int = 9
+    num_terms: int = 3  # synthetic chain task: terms per problem (the difficulty knob, with max_operand)
     seed: int = 0
 
     def __post_init__(self):

@@ -36,11 +36,12 @@ def synthetic_task(name: str):
     return module if callable(getattr(module, "make_problems", None)) else None
 
 
-def synthetic_problems(module, count: int, *, seed: int, max_operand: int) -> list[dict]:
-    kwargs = {"seed": seed}
-    if "max_operand" in inspect.signature(module.make_problems).parameters:
-        kwargs["max_operand"] = max_operand
-    return module.make_problems(count, **kwargs)
+def synthetic_problems(module, count: int, *, seed: int, task: TaskConfig) -> list[dict]:
+    """``count`` problems; the task's difficulty fields (``max_operand``, ``num_terms``) go to the generator
+    when its signature takes them."""
+    accepted = inspect.signature(module.make_problems).parameters
+    kwargs = {name: getattr(task, name) for name in ("max_operand", "num_terms") if name in accepted}
+    return module.make_problems(count, seed=seed, **kwargs)
 
 
 def read_problems(task: TaskConfig, tokenizer=None) -> LoadResult:
@@ -53,7 +54,7 @@ def read_problems(task: TaskConfig, tokenizer=None) -> LoadResult:
     path = resolve_path(task.dataset, task.data_root)
     module = None if looks_like_file(task.dataset) else synthetic_task(task.dataset)
     if module is not None:
-        problems = synthetic_problems(module, task.num_problems, seed=task.seed, max_operand=task.max_operand)
+        problems = synthetic_problems(module, task.num_problems, seed=task.seed, task=task)
         for p in problems:
             p["question"], p["prompt"] = p["prompt"], format_prompt(p["prompt"], task, tokenizer, chat=chat)
         return LoadResult(problems, source=f"synthetic:{task.dataset}", chat_template=chat)

@@ -55,8 +55,32 @@ def _short(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _teacher_solutions(record: dict, column: str) -> list[dict]:
+    """AMPO's offline guidance: ``[{"teacher": name, "solution": text}, ...]``."""
+    if column not in record:
+        raise BadRow(f"missing field {column!r} (teacher solutions); fields present: {sorted(record)}")
+    value = record[column]
+    if not isinstance(value, (list, tuple)):
+        raise BadRow(f"field {column!r} (teacher solutions) must be a list, got {type(value).__name__} {_short(value)}")
+    out = []
+    for i, entry in enumerate(value):
+        if not (isinstance(entry, dict) and isinstance(entry.get("teacher"), str)
+                and isinstance(entry.get("solution"), str) and entry["solution"].strip()):
+            raise BadRow(f"field {column!r}[{i}] must be {{'teacher': name, 'solution': text}}, got {_short(entry)}")
+        out.append({"teacher": entry["teacher"], "solution": entry["solution"]})
+    return out
+
+
 def to_problem(record: dict, task: TaskConfig, db_root: Path | None, known_dbs: dict[str, bool]) -> dict:
-    """``{"question", "answer"}`` (plus ``"db_path"`` for SQL rows). ``known_dbs`` caches existence checks."""
+    """``{"question", "answer"}`` (plus ``"db_path"`` for SQL rows and ``"teachers"`` with a teacher column).
+    ``known_dbs`` caches existence checks."""
+    problem = _to_problem(record, task, db_root, known_dbs)
+    if task.teacher_column:
+        problem["teachers"] = _teacher_solutions(record, task.teacher_column)
+    return problem
+
+
+def _to_problem(record: dict, task: TaskConfig, db_root: Path | None, known_dbs: dict[str, bool]) -> dict:
     question = _text_field(record, task.prompt_column, "prompt")
     if task.hint_column:
         if task.hint_column not in record:

@@ -40,6 +40,9 @@ class GeneratorActor:
     def sequence_logprobs(self, prompt_ids, response_ids):
         return self._generator.sequence_logprobs(prompt_ids, response_ids)
 
+    def continuation_logprobs(self, pairs):
+        return self._generator.continuation_logprobs(pairs)
+
     def weight_sync_world_size(self) -> int:
         return self._generator.weight_sync_world_size()
 

@@ -129,20 +129,34 @@ class VLLMGenerator:
 
     def sequence_logprobs(self, prompt_ids: list[int], response_ids: list[int]) -> list[float]:
         """Log-probs of ``response_ids`` after ``prompt_ids`` under the current weights, at temperature 1."""
+        return self.continuation_logprobs([(prompt_ids, response_ids)])[0]
+
+    def continuation_logprobs(self, pairs: list[tuple[list[int], list[int]]]) -> list[list[float]]:
+        """For each ``(context_ids, continuation_ids)``: the log-probs of the continuation's tokens after the
+        context, under the current weights at temperature 1, in one batched engine call."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
         self._check_weights()
-        if not response_ids:
-            return []
-        ids = list(prompt_ids) + list(response_ids)
-        if len(ids) >= self.max_model_len:
-            raise ValueError(f"prompt + response is {len(ids)} tokens; the engine scores at most "
-                             f"{self.max_model_len - 1}")
+        sequences = []
+        for context, continuation in pairs:
+            ids = list(context) + list(continuation)
+            if len(ids) >= self.max_model_len:
+                raise ValueError(f"prompt + response is {len(ids)} tokens; the engine scores at most "
+                                 f"{self.max_model_len - 1}")
+            sequences.append(ids)
+        scored = [i for i, (_, continuation) in enumerate(pairs) if continuation]
+        out: list[list[float]] = [[] for _ in pairs]
+        if not scored:
+            return out
         params = SamplingParams(max_tokens=1, temperature=1.0, prompt_logprobs=0, detokenize=False)
-        (out,) = self._llm.generate([TokensPrompt(prompt_token_ids=ids)], params, use_tqdm=False)
-        scored = out.prompt_logprobs  # position 0 has nothing to condition on and is None
-        return [float(scored[pos][token].logprob) for pos, token in enumerate(ids) if pos >= len(prompt_ids)]
+        results = self._llm.generate([TokensPrompt(prompt_token_ids=sequences[i]) for i in scored], params,
+                                     use_tqdm=False)
+        for i, result in zip(scored, results):
+            start = len(pairs[i][0])  # position 0 has nothing to condition on and is None
+            out[i] = [float(result.prompt_logprobs[pos][token].logprob)
+                      for pos, token in enumerate(sequences[i]) if pos >= start]
+        return out
 
     # ---- weight sync ----------------------------------------------------------------------------------------
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import torch
 
-from ..tasks import arithmetic, multiply
+from ..tasks import arithmetic, chain, multiply
 
 SPECIAL_TOKENS = ["<pad>", "<bos>", "<eos>", "<unk>"]
 # The task a recipe warms up on decides the tokenizer's alphabet: the embedded default's arithmetic, or the
 # tool-use format of the multiplication task.
-ALPHABETS = {"arithmetic": arithmetic.ALPHABET, "multiply": multiply.ALPHABET}
+ALPHABETS = {"arithmetic": arithmetic.ALPHABET, "multiply": multiply.ALPHABET, "chain": chain.ALPHABET}
 
 
 @dataclass(frozen=True)
@@ -37,16 +37,24 @@ class TinyRecipe:
     seed: int = 0
     task: str = "arithmetic"
     tool_fraction: float = 0.5  # multiply: the share of warm-up solutions that call the tool
+    num_terms: int = 3  # chain: terms per warm-up problem
 
     def digest(self) -> str:
         fields = asdict(self)
         if self.task == "arithmetic":  # the embedded default keeps the cache key it had before tasks existed
-            fields.pop("task"), fields.pop("tool_fraction")
+            for name in ("task", "tool_fraction", "num_terms"):
+                fields.pop(name)
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 
 TOOLS_RECIPE = TinyRecipe(task="multiply", max_positions=160, max_operand=99, warmup_steps=1000, tool_fraction=0.5)
-RECIPES = {"tiny": TinyRecipe(), "tiny_tools": TOOLS_RECIPE}
+# The reasoning task's models: "tiny" (0.8 M parameters) and "small" (about 5 M), warmed up briefly on worked
+# solutions so that RL starts low (docs/reasoning_task.md).
+REASONING_TINY = TinyRecipe(task="chain", max_positions=128, max_operand=50, num_terms=3, warmup_steps=900)
+REASONING_SMALL = TinyRecipe(task="chain", max_positions=128, max_operand=50, num_terms=3, warmup_steps=400, warmup_lr=1e-3,
+                             hidden_size=256, num_layers=6, num_heads=8, num_kv_heads=4, intermediate_size=768)
+RECIPES = {"tiny": TinyRecipe(), "tiny_tools": TOOLS_RECIPE, "tiny_reasoning": REASONING_TINY,
+           "small_reasoning": REASONING_SMALL}
 
 
 def default_cache_dir() -> Path:
@@ -100,6 +108,10 @@ def encode_example(tokenizer, prompt: str, answer: str | list[tuple[str, bool]])
 
 
 def warmup_batch(recipe: TinyRecipe, seed: int) -> list[tuple[str, object]]:
+    if recipe.task == "chain":
+        problems = chain.make_problems(recipe.warmup_batch, seed=seed, max_operand=recipe.max_operand,
+                                       num_terms=recipe.num_terms)
+        return [(p["prompt"], p["solution"]) for p in problems]
     if recipe.task == "multiply":
         return list(multiply.warmup_examples(recipe.warmup_batch, seed=seed, max_operand=recipe.max_operand,
                                              tool_fraction=recipe.tool_fraction))

@@ -3,6 +3,7 @@
 Built-in names and the reference each expects:
 
 * ``arithmetic``: the answer string (``"82"``); exact match of the response's first word.
+* ``chain``: the answer string; exact match of what follows the last ``#`` (see ``apmpo_ray.tasks.chain``).
 * ``countdown``: ``{"numbers": [3, 5, 7], "target": 15}`` (see ``apmpo_ray.tasks.countdown``).
 * ``math``: the answer as a string or number (``"\\frac{1}{2}"``, ``0.5``); math-verify equivalence of the
   response's last ``\\boxed{}`` (else last number). Off the main thread it has no internal timeout: run it
@@ -26,6 +27,7 @@ RewardFn = Callable[[str, Any], float]
 
 _BUILTIN: dict[str, str] = {
     "arithmetic": "apmpo_ray.tasks.arithmetic:score",
+    "chain": "apmpo_ray.tasks.chain:score",
     "countdown": "apmpo_ray.tasks.countdown:score",
     "math": "apmpo_ray.rewards.math_answer:score",
     "sql": "apmpo_ray.rewards.sql:score",

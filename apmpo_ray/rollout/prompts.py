@@ -4,7 +4,7 @@ from __future__ import annotations
 import random
 from typing import Callable, Sequence
 
-from .types import Prompt
+from .types import Prompt, TeacherSolution
 
 
 class PromptStream:
@@ -35,5 +35,6 @@ class PromptStream:
     def __getitem__(self, index: int) -> Prompt:
         epoch, offset = divmod(index, len(self._problems))
         problem = self._problems[self._order(epoch)[offset]]
+        guidance = tuple(TeacherSolution(t["teacher"], t["solution"]) for t in problem.get("teachers", ()))
         return Prompt(index=index, prompt_ids=self._encode(problem["prompt"]), text=problem["prompt"],
-                      reference=problem.get("answer"))
+                      reference=problem.get("answer"), guidance=guidance)

@@ -28,14 +28,21 @@ class Sample:
     branch_point: Optional[int] = None  # ... and the response position where it diverged
 
 
+@dataclass(frozen=True)
+class TeacherSolution:
+    teacher: str  # which teacher wrote it (a dataset tag or an online teacher's name)
+    text: str
+
+
 @dataclass
 class Prompt:
-    """One unit of work: the ``index``-th prompt admitted in this run."""
+    """One unit of work: the ``index``-th prompt admitted in this run, with any offline teacher solutions."""
 
     index: int
     prompt_ids: list[int]
     text: str
     reference: Any = None
+    guidance: tuple[TeacherSolution, ...] = ()
 
 
 @dataclass

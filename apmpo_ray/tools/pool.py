@@ -1,8 +1,9 @@
 """``ToolPool``: one tool served by several Ray actors, each running calls on its own threads.
 
-A call that runs past the pool's deadline, or whose actor dies (hostile code cannot kill the actor, but
-the machine can), comes back as an error string: a rollout never waits longer than the deadline and the
-pool keeps serving. A dead actor is restarted by Ray; the call that was in it is not retried.
+At most ``concurrency`` calls are in an actor at a time; the rest wait in the pool, so the deadline measures
+a call's own run and not its place in a queue. A call that runs past the deadline, or whose actor dies
+(hostile code cannot kill the actor, but the machine can), comes back as an error string: the pool keeps
+serving. A dead actor is restarted by Ray; the call that was in it is not retried.
 """
 from __future__ import annotations
 
@@ -38,20 +39,30 @@ class ToolPool:
                  deadline_s: float = 15.0):
         if num_actors < 1 or concurrency < 1:
             raise ValueError(f"a tool pool needs num_actors >= 1 and concurrency >= 1, got {num_actors}, {concurrency}")
-        self.name, self.deadline_s = name, deadline_s
+        self.name, self.deadline_s, self.concurrency = name, deadline_s, concurrency
         actor = ray.remote(_ToolActor).options(num_cpus=0, max_concurrency=concurrency, max_restarts=-1,
                                                max_task_retries=0)
         self._actors = [actor.remote(name, dict(options or {})) for _ in range(num_actors)]
         self._next = 0
+        self._slots: list[asyncio.Semaphore] | None = None  # made in the event loop that first calls
         try:
             ray.get([a.ping.remote() for a in self._actors])
         except ray.exceptions.RayActorError as err:
             self.shutdown()
             raise ValueError(f"tool {name!r} failed to start: {err}") from err
 
+    def __getstate__(self):  # semaphores belong to one event loop; a copy in another process makes its own
+        return {**self.__dict__, "_slots": None}
+
     async def call(self, text: str) -> ToolReply:
-        actor = self._actors[self._next]
+        if self._slots is None:
+            self._slots = [asyncio.Semaphore(self.concurrency) for _ in self._actors]
+        k = self._next
         self._next = (self._next + 1) % len(self._actors)
+        async with self._slots[k]:
+            return await self._call(self._actors[k], text)
+
+    async def _call(self, actor, text: str) -> ToolReply:
         started = time.monotonic()
         ref = actor.call.remote(text)
         try:

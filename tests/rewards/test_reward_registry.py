@@ -5,7 +5,7 @@ from apmpo_ray.rewards import builtin_rewards, get_reward_fn
 
 
 def test_builtin_names():
-    assert builtin_rewards() == ["arithmetic", "countdown", "math", "sql", "tool_answer", "tool_math"]
+    assert builtin_rewards() == ["arithmetic", "chain", "countdown", "math", "sql", "tool_answer", "tool_math"]
     assert get_reward_fn("arithmetic")("82 ", "82") == 1.0
 
 

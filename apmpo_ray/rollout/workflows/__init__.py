@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from .base import GeneratorLease, RolloutWorkflow, SamplingSettings, score_groups
+from .guided import GuidedWorkflow, OnlineTeacher
 from .single_turn import SingleTurnWorkflow
 from .tool_use import ToolUseWorkflow
 
-WORKFLOWS = ("single_turn", "tool_use")
+WORKFLOWS = ("single_turn", "tool_use", "guided")
 
 
 def sampling_settings(cfg) -> SamplingSettings:
@@ -20,6 +21,9 @@ def make_workflow(cfg, score, tokenizer, model_path: str) -> RolloutWorkflow:
     sampling = sampling_settings(cfg)
     if cfg.rollout.workflow == "single_turn":
         return SingleTurnWorkflow(sampling, score)
+    if cfg.rollout.workflow == "guided":
+        return GuidedWorkflow(sampling, score, cfg.ampo, lambda text: tokenizer.encode(text, add_special_tokens=False),
+                              tokenizer.eos_token_id, teachers=start_teachers(cfg))
     from transformers import AutoConfig
 
     from ...tools import ToolPool
@@ -35,5 +39,31 @@ def make_workflow(cfg, score, tokenizer, model_path: str) -> RolloutWorkflow:
                            max_context=getattr(model, "max_position_embeddings", 0) or 0)
 
 
-__all__ = ["GeneratorLease", "RolloutWorkflow", "SamplingSettings", "SingleTurnWorkflow", "ToolUseWorkflow",
+def teacher_model_path(teacher) -> str:
+    if teacher.model_path:
+        return teacher.model_path
+    from ...models.tiny import RECIPES, tiny_model_path
+
+    if teacher.tiny_recipe not in RECIPES:
+        raise ValueError(f"teacher {teacher.name!r}: unknown tiny_recipe {teacher.tiny_recipe!r}; choose one of "
+                         f"{sorted(RECIPES)}")
+    return str(tiny_model_path(RECIPES[teacher.tiny_recipe]))
+
+
+def start_teachers(cfg) -> list[OnlineTeacher]:
+    """One vLLM generator actor per configured online teacher."""
+    from ...generators.actor import GeneratorActor
+
+    teachers = []
+    for t in cfg.teachers:
+        actor = GeneratorActor.options(name=f"teacher-{t.name}", num_cpus=t.num_cpus, num_gpus=t.num_gpus,
+                                       max_restarts=-1, max_task_retries=-1).remote(
+            teacher_model_path(t), seed=cfg.trainer.seed, dtype=t.dtype, kv_cache_gib=cfg.rollout.kv_cache_gib,
+            gpu_memory_utilization=cfg.rollout.gpu_memory_utilization)
+        teachers.append(OnlineTeacher(t.name, actor, samples=t.samples, temperature=t.temperature,
+                                      max_new_tokens=t.max_new_tokens or cfg.rollout.max_new_tokens))
+    return teachers
+
+
+__all__ = ["GuidedWorkflow", "OnlineTeacher", "start_teachers", "GeneratorLease", "RolloutWorkflow", "SamplingSettings", "SingleTurnWorkflow", "ToolUseWorkflow",
            "WORKFLOWS", "make_workflow", "sampling_settings", "score_groups"]

@@ -53,12 +53,15 @@ class GeneratorLease:
             self._handed_over = False
             self.lock.release()
 
-    async def generate(self, requests: list, **sampling) -> tuple[int, list]:
-        """``(version, samples per request)`` from the actor's ``rollout_requests``."""
+    async def _acquire(self) -> None:
         if self._handed_over:
             self._handed_over = False
         else:
             await self.lock.acquire()
+
+    async def generate(self, requests: list, **sampling) -> tuple[int, list]:
+        """``(version, samples per request)`` from the actor's ``rollout_requests``."""
+        await self._acquire()
         started = time.monotonic()
         try:
             version, outputs = await self.actor.rollout_requests.remote(requests, **sampling)
@@ -67,6 +70,16 @@ class GeneratorLease:
             self.lock.release()
         self.tokens += sum(len(s.response_ids) for samples in outputs for s in samples)
         return version, outputs
+
+    async def score(self, pairs: list[tuple[list[int], list[int]]]) -> list[list[float]]:
+        """The policy's log-probs of each continuation after its context (the actor's ``continuation_logprobs``)."""
+        await self._acquire()
+        started = time.monotonic()
+        try:
+            return await self.actor.continuation_logprobs.remote(pairs)
+        finally:
+            self.busy_seconds += time.monotonic() - started
+            self.lock.release()
 
 
 class RolloutWorkflow(ABC):
