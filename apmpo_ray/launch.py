@@ -30,7 +30,8 @@ def resolve_model_path(cfg: Config) -> str:
 
 def cpus_needed(cfg: Config) -> float:
     r, t = cfg.rollout, cfg.trainer
-    return r.num_generators * r.generator_num_cpus + t.num_workers * t.cpus_per_worker
+    return (r.num_generators * r.generator_num_cpus + t.num_workers * t.cpus_per_worker
+            + sum(teacher.num_cpus for teacher in cfg.teachers))
 
 
 def connect_ray(cfg: Config) -> None:

@@ -13,7 +13,7 @@ from ..config.task import TaskConfig
 from .errors import DatasetError
 from .prompting import format_prompt, uses_chat_template
 from .readers import looks_like_file, read_file, read_hub, resolve_path
-from .rows import BadRow, to_problem
+from .rows import BadRow, teacher_solutions, to_problem
 from .sql_schema import sqlite_schema
 from .templates import needs_schema
 
@@ -55,8 +55,13 @@ def read_problems(task: TaskConfig, tokenizer=None) -> LoadResult:
     module = None if looks_like_file(task.dataset) else synthetic_task(task.dataset)
     if module is not None:
         problems = synthetic_problems(module, task.num_problems, seed=task.seed, task=task)
-        for p in problems:
+        for row, p in enumerate(problems, 1):
             p["question"], p["prompt"] = p["prompt"], format_prompt(p["prompt"], task, tokenizer, chat=chat)
+            if task.teacher_column:
+                try:
+                    p["teachers"] = teacher_solutions(p, task.teacher_column)
+                except BadRow as err:
+                    raise DatasetError(str(err), source=f"synthetic:{task.dataset}", row=row) from None
         return LoadResult(problems, source=f"synthetic:{task.dataset}", chat_template=chat)
     if looks_like_file(task.dataset) or path.exists():
         source, rows = str(path), read_file(path)

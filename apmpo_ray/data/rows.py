@@ -55,7 +55,7 @@ def _short(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _teacher_solutions(record: dict, column: str) -> list[dict]:
+def teacher_solutions(record: dict, column: str) -> list[dict]:
     """AMPO's offline guidance: ``[{"teacher": name, "solution": text}, ...]``."""
     if column not in record:
         raise BadRow(f"missing field {column!r} (teacher solutions); fields present: {sorted(record)}")
@@ -76,7 +76,7 @@ def to_problem(record: dict, task: TaskConfig, db_root: Path | None, known_dbs: 
     ``known_dbs`` caches existence checks."""
     problem = _to_problem(record, task, db_root, known_dbs)
     if task.teacher_column:
-        problem["teachers"] = _teacher_solutions(record, task.teacher_column)
+        problem["teachers"] = teacher_solutions(record, task.teacher_column)
     return problem
 
 

@@ -18,6 +18,16 @@ class BenchmarkResult:
     mean_response_tokens: float
     truncated: float  # share of responses cut by max_new_tokens
     seconds: float
+    pass_at_curve: dict = field(default_factory=dict)  # {j: pass@j} for j = 1, 2, 4, ... up to k, and k
+
+
+def curve_points(k: int) -> list[int]:
+    """The k values of a Pass@k curve: powers of two below k, and k."""
+    points, j = [], 1
+    while j < k:
+        points.append(j)
+        j *= 2
+    return points + [k]
 
 
 @dataclass
@@ -32,8 +42,11 @@ class EvalResults:
             return sum(values) / len(values) if values else float("nan")
 
         rows = list(self.benchmarks.values())
-        return {"pass_at_1": mean(r.pass_at_1 for r in rows), "pass_at_k": mean(r.pass_at_k for r in rows),
-                "self_bleu": mean(r.self_bleu for r in rows)}
+        out = {"pass_at_1": mean(r.pass_at_1 for r in rows), "pass_at_k": mean(r.pass_at_k for r in rows),
+               "self_bleu": mean(r.self_bleu for r in rows)}
+        points = set.intersection(*(set(r.pass_at_curve) for r in rows)) if rows else set()
+        out.update({f"pass_at_{j}": mean(r.pass_at_curve[j] for r in rows) for j in sorted(points)})
+        return out
 
     def metrics(self, prefix: str = "eval") -> dict[str, float]:
         """``eval/<bench>/pass_at_1``, ``eval/<bench>/pass_at_<k>``, ``eval/<bench>/self_bleu``, ... and ``eval/avg/*``.
@@ -42,11 +55,14 @@ class EvalResults:
         """
         out: dict[str, float] = {}
         for name, r in self.benchmarks.items():
+            out.update({f"{prefix}/{name}/pass_at_{j}": value for j, value in r.pass_at_curve.items()})
             out.update({f"{prefix}/{name}/pass_at_1": r.pass_at_1, f"{prefix}/{name}/pass_at_{self.k}": r.pass_at_k,
                         f"{prefix}/{name}/self_bleu": r.self_bleu, f"{prefix}/{name}/mean_reward": r.mean_reward,
                         f"{prefix}/{name}/response_tokens": r.mean_response_tokens,
                         f"{prefix}/{name}/truncated": r.truncated})
         avg = self.average()
+        out.update({f"{prefix}/avg/{key}": value for key, value in avg.items() if key.startswith("pass_at_")
+                    and key != "pass_at_k"})
         out.update({f"{prefix}/avg/pass_at_1": avg["pass_at_1"], f"{prefix}/avg/pass_at_{self.k}": avg["pass_at_k"],
                     f"{prefix}/avg/self_bleu": avg["self_bleu"]})
         return out

@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from ..data import encode_prompt
 from .metric_modules import load_metric
-from .results import BenchmarkResult, EvalResults
+from .results import BenchmarkResult, EvalResults, curve_points
 
 log = logging.getLogger(__name__)
 GenerateFn = Callable[..., list]
@@ -89,12 +89,13 @@ def evaluate_benchmark(name: str, problems: Sequence[dict], generate_fn: Generat
             lengths.extend(len(s.response_ids) for s in samples)
             truncated += sum(s.finish_reason == "length" for s in samples)
     passes = load_metric("pass_at_k").compute(num_samples=[n] * len(problems), num_correct=num_correct,
-                                              k=sorted({1, k}))
+                                              k=curve_points(k))
     diversity = load_metric("self_bleu").compute(predictions=groups)["self_bleu"] if n > 1 else float("nan")
     return BenchmarkResult(name=name, num_problems=len(problems), samples_per_problem=n, k=k,
                            pass_at_1=passes["pass@1"], pass_at_k=passes[f"pass@{k}"], self_bleu=diversity,
                            mean_reward=sum(rewards) / len(rewards), mean_response_tokens=sum(lengths) / len(lengths),
-                           truncated=truncated / len(lengths), seconds=time.monotonic() - start)
+                           truncated=truncated / len(lengths), seconds=time.monotonic() - start,
+                           pass_at_curve={j: passes[f"pass@{j}"] for j in curve_points(k)})
 
 
 def evaluate_benchmarks(generate_fn: GenerateFn, benchmarks: Mapping[str, Sequence[dict]], *, reward, k: int,

@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -38,13 +38,18 @@ class TinyRecipe:
     task: str = "arithmetic"
     tool_fraction: float = 0.5  # multiply: the share of warm-up solutions that call the tool
     num_terms: int = 3  # chain: terms per warm-up problem
+    solution_style: str = "steps"  # chain: how warm-up solutions are written (tasks.chain.STYLES)
 
     def digest(self) -> str:
-        fields = asdict(self)
-        if self.task == "arithmetic":  # the embedded default keeps the cache key it had before tasks existed
-            for name in ("task", "tool_fraction", "num_terms"):
-                fields.pop(name)
+        """The cache key: every field of the first recipe, plus the later fields where they differ from their
+        default, so that adding a field never changes the key of a model already built."""
+        defaults = TinyRecipe.__dataclass_fields__
+        fields = {k: v for k, v in asdict(self).items() if k in _ORIGINAL_FIELDS or v != defaults[k].default}
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+
+
+_ORIGINAL_FIELDS = ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size", "max_positions",
+                    "max_operand", "warmup_steps", "warmup_batch", "warmup_lr", "seed")
 
 
 TOOLS_RECIPE = TinyRecipe(task="multiply", max_positions=160, max_operand=99, warmup_steps=1000, tool_fraction=0.5)
@@ -53,8 +58,12 @@ TOOLS_RECIPE = TinyRecipe(task="multiply", max_positions=160, max_operand=99, wa
 REASONING_TINY = TinyRecipe(task="chain", max_positions=128, max_operand=50, num_terms=3, warmup_steps=900)
 REASONING_SMALL = TinyRecipe(task="chain", max_positions=128, max_operand=50, num_terms=3, warmup_steps=400, warmup_lr=1e-3,
                              hidden_size=256, num_layers=6, num_heads=8, num_kv_heads=4, intermediate_size=768)
+# AMPO's teachers for the reasoning task (preset tiny_ampo): the student's architecture warmed up longer, in
+# the student's solution style and in another one.
+TEACHER_LONG = replace(REASONING_TINY, warmup_steps=2000, seed=1)
+TEACHER_PARENS = replace(REASONING_TINY, warmup_steps=1500, seed=2, solution_style="parens")
 RECIPES = {"tiny": TinyRecipe(), "tiny_tools": TOOLS_RECIPE, "tiny_reasoning": REASONING_TINY,
-           "small_reasoning": REASONING_SMALL}
+           "small_reasoning": REASONING_SMALL, "teacher_long": TEACHER_LONG, "teacher_parens": TEACHER_PARENS}
 
 
 def default_cache_dir() -> Path:
@@ -110,7 +119,7 @@ def encode_example(tokenizer, prompt: str, answer: str | list[tuple[str, bool]])
 def warmup_batch(recipe: TinyRecipe, seed: int) -> list[tuple[str, object]]:
     if recipe.task == "chain":
         problems = chain.make_problems(recipe.warmup_batch, seed=seed, max_operand=recipe.max_operand,
-                                       num_terms=recipe.num_terms)
+                                       num_terms=recipe.num_terms, style=recipe.solution_style)
         return [(p["prompt"], p["solution"]) for p in problems]
     if recipe.task == "multiply":
         return list(multiply.warmup_examples(recipe.warmup_batch, seed=seed, max_operand=recipe.max_operand,

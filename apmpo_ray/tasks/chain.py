@@ -11,11 +11,19 @@ import random
 ALPHABET = "0123456789+-*=() ;#"
 
 
-def make_problems(count: int, *, seed: int, max_operand: int = 99, num_terms: int = 3) -> list[dict]:
+STYLES = ("steps", "parens")
+
+
+def make_problems(count: int, *, seed: int, max_operand: int = 99, num_terms: int = 3,
+                  style: str = "steps") -> list[dict]:
     """``count`` chains of ``num_terms`` terms in [1, max_operand] joined by + or - (running totals stay >= 0).
 
-    Each problem carries its worked ``solution`` for supervised warm-up and teachers.
+    Each problem carries its worked ``solution`` for supervised warm-up and teachers, in one of two styles:
+    ``steps`` (``12+35=47;47+7=54#54``) or ``parens`` (``(12+35)=47;(47+7)=54#54``), a second way of
+    writing the same reasoning for teachers whose style the student follows less easily.
     """
+    if style not in STYLES:
+        raise ValueError(f"unknown solution style {style!r}; choose one of {list(STYLES)}")
     if num_terms < 2 or max_operand < 1:
         raise ValueError(f"the chain task needs num_terms >= 2 and max_operand >= 1, got {num_terms}, {max_operand}")
     rng = random.Random(seed)
@@ -27,7 +35,7 @@ def make_problems(count: int, *, seed: int, max_operand: int = 99, num_terms: in
             term = rng.randint(1, max_operand)
             op = "-" if term <= total and rng.random() < 0.5 else "+"
             new = total - term if op == "-" else total + term
-            steps.append(f"{total}{op}{term}={new}")
+            steps.append(f"({total}{op}{term})={new}" if style == "parens" else f"{total}{op}{term}={new}")
             prompt += f"{op}{term}"
             total = new
         problems.append({"prompt": prompt + "=", "answer": str(total), "solution": ";".join(steps) + f"#{total}"})

@@ -1,6 +1,8 @@
 """Rollout workflows by name (``rollout.workflow``): ``single_turn`` and ``tool_use``."""
 from __future__ import annotations
 
+import uuid
+
 from .base import GeneratorLease, RolloutWorkflow, SamplingSettings, score_groups
 from .guided import GuidedWorkflow, OnlineTeacher
 from .single_turn import SingleTurnWorkflow
@@ -56,7 +58,7 @@ def start_teachers(cfg) -> list[OnlineTeacher]:
 
     teachers = []
     for t in cfg.teachers:
-        actor = GeneratorActor.options(name=f"teacher-{t.name}", num_cpus=t.num_cpus, num_gpus=t.num_gpus,
+        actor = GeneratorActor.options(name=f"teacher-{t.name}-{uuid.uuid4().hex[:6]}", num_cpus=t.num_cpus, num_gpus=t.num_gpus,
                                        max_restarts=-1, max_task_retries=-1).remote(
             teacher_model_path(t), seed=cfg.trainer.seed, dtype=t.dtype, kv_cache_gib=cfg.rollout.kv_cache_gib,
             gpu_memory_utilization=cfg.rollout.gpu_memory_utilization)
