@@ -27,7 +27,8 @@ def benchmark_task(spec: BenchmarkSpec, eval_cfg: EvalConfig, task: TaskConfig) 
     root = eval_cfg.data_root or task.data_root
     source = spec.source or spec.name
     synthetic = synthetic_task(source) is not None and Path(source).suffix == ""
-    fields = dict(data_root=root, max_problems=eval_cfg.max_problems, split="test")
+    # teacher solutions guide training only; a held-out set is scored on the student's own samples
+    fields = dict(data_root=root, max_problems=eval_cfg.max_problems, split="test", teacher_column="")
     if synthetic:
         # A fresh draw under the evaluation seed: disjoint from training draws wherever the space allows.
         fields.update(dataset=source, num_problems=eval_cfg.synthetic_problems, seed=eval_cfg.seed)

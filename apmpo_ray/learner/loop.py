@@ -39,10 +39,14 @@ def hard_token_advantages(groups, sequence_advantages: torch.Tensor, batch) -> t
 
 
 def batch_metrics(batch, num_groups: int, group_size: int) -> dict[str, float]:
+    """Reward and length statistics of the policy's own samples (teacher solutions left out: they would
+    flatter the reward and the length)."""
+    own = ~batch.off_policy.view(num_groups, group_size)
     rewards = batch.rewards.view(num_groups, group_size)
-    lengths = batch.loss_mask.sum(dim=1)
-    solved = (rewards > 0).any(dim=1).float().mean()
-    return {"reward/mean": float(rewards.mean()), "reward/std": float(rewards.std(unbiased=False)),
+    lengths = batch.loss_mask.sum(dim=1)[~batch.off_policy]
+    mine = rewards[own]
+    solved = ((rewards > 0) & own).any(dim=1).float().mean()
+    return {"reward/mean": float(mine.mean()), "reward/std": float(mine.std(unbiased=False)),
             "reward/groups_any_correct": float(solved),
             "reward/groups_all_equal": float((rewards.std(dim=1) == 0).float().mean()),
             "response/length_mean": float(lengths.mean()), "response/length_max": float(lengths.max())}
