@@ -174,7 +174,7 @@ def log_comparison(paths: list[Path], table_text: str, experiment: str, tracking
 
 def arms_for(args) -> list[Arm]:
     names = args.algorithms.split(",") + (ABLATIONS if args.ablations else [])
-    return [Arm(name, [f"algo.name={name}"], args.preset) for name in names]
+    return [Arm(name, [f"algo.name={name}", *args.override], args.preset) for name in names]
 
 
 def main(argv=None) -> None:
@@ -189,6 +189,8 @@ def main(argv=None) -> None:
     parser.add_argument("--tracking-uri", default="")
     parser.add_argument("--out", default="benchmarks/results/compare")
     parser.add_argument("--smoke", action="store_true", help="apmpo and grpo, 1 seed, 4 steps, k 4")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for every run (e.g. model.tiny_recipe=small_reasoning)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.algorithms, args.seeds, args.steps, args.k, args.ablations = "apmpo,grpo", 1, 4, 4, False

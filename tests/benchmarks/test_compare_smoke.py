@@ -18,8 +18,14 @@ def load_script():
 
 
 def test_smoke_comparison_writes_table_plots_and_one_experiment(tmp_path):
+    from dataclasses import replace
+
+    from apmpo_ray.models.tiny import RECIPES, tiny_model_path
+
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    load_script().main(["--smoke", "--out", str(tmp_path / "out"), "--tracking-uri", uri, "--experiment", "smoke"])
+    quick = tiny_model_path(replace(RECIPES["tiny_reasoning"], warmup_steps=300))  # the guided test's model too
+    load_script().main(["--smoke", "--out", str(tmp_path / "out"), "--tracking-uri", uri, "--experiment", "smoke",
+                        "--override", f"model.path={quick}"])
     table = (tmp_path / "out" / "table.md").read_text()
     assert "| apmpo | 1 |" in table and "| grpo | 1 |" in table and "Pass@4" in table
     assert "apmpo minus each baseline" in table

@@ -1,6 +1,7 @@
 """The tool_use workflow with real parts: a vLLM generator actor, the sandboxed python tool pool and the
 verifier pool, on the embedded tool-use model. Budget, branch points, masks and behaviour log-probs."""
 import asyncio
+from dataclasses import replace
 
 import pytest
 import ray
@@ -9,7 +10,8 @@ import torch
 from apmpo_ray.algorithms import AlgorithmConfig, LossInputs, prepare_step
 from apmpo_ray.config import load_config
 from apmpo_ray.data import load_problems, prompt_encoder
-from apmpo_ray.launch import resolve_model_path, start_generators, start_verifiers
+from apmpo_ray.launch import start_generators, start_verifiers
+from apmpo_ray.models.tiny import RECIPES, tiny_model_path
 from apmpo_ray.learner.batch import build_batch, token_logprobs
 from apmpo_ray.rollout.types import Prompt
 from apmpo_ray.rollout.workflows import GeneratorLease, make_workflow
@@ -20,9 +22,10 @@ M, N = 6, 2
 @pytest.fixture(scope="module")
 def parts():
     ray.init(address="local", num_cpus=3, include_dashboard=False, log_to_driver=False)
+    # a shorter warm-up than the preset's keeps CI fast; it already writes tool calls, if not always right ones
+    path = str(tiny_model_path(replace(RECIPES["tiny_tools"], warmup_steps=400)))
     cfg = load_config("tiny_tools", ["algo.name=arpo", f"rollout.group_size={M}", f"arpo.initial_samples={N}",
-                                     "trainer.mini_batch_size=6", "arpo.branch_threshold=0.9"])
-    path = resolve_model_path(cfg)
+                                     "trainer.mini_batch_size=6", "arpo.branch_threshold=0.9", f"model.path={path}"])
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -136,7 +139,8 @@ def test_generator_logprobs_of_policy_tokens_equal_the_learners_in_multi_turn(ar
 
 def test_grpo_with_tools_samples_every_trajectory_from_the_prompt(parts):
     cfg, path, tokenizer, generator, verifiers, prompts = parts
-    grpo = load_config("tiny_tools", ["algo.name=grpo", f"rollout.group_size={M}", "trainer.mini_batch_size=6"])
+    grpo = load_config("tiny_tools", ["algo.name=grpo", f"rollout.group_size={M}", "trainer.mini_batch_size=6",
+                                      f"model.path={path}"])
     groups = run(grpo, tokenizer, generator, verifiers, prompts[:2], path)
     assert all(len(g.samples) == M and all(s.parent is None for s in g.samples) for g in groups)
     assert all("arpo/branches_per_prompt" not in g.stats for g in groups)
