@@ -130,19 +130,21 @@ class StepInputs:
 
     loss: LossSpec
     sequence_advantages: torch.Tensor  # [N]
-    advantages: torch.Tensor  # [N, T] per token, 0 off the loss mask
+    advantages: Optional[torch.Tensor]  # [N, T] per token, 0 off the loss mask (None without a loss mask)
     controls: Controls
     batch_controls: Optional[BatchControls]
     metrics: dict[str, float]  # the batch controls that act on this loss
 
 
-def prepare_step(rewards: torch.Tensor, loss_mask: torch.Tensor, cfg: AlgorithmConfig) -> StepInputs:
+def prepare_step(rewards: torch.Tensor, loss_mask: Optional[torch.Tensor], cfg: AlgorithmConfig) -> StepInputs:
     """Advantages, controls and control metrics of one learner batch: ``rewards`` [num_groups, G],
-    ``loss_mask`` [num_groups·G, T]."""
+    ``loss_mask`` [num_groups·G, T] (None: sequence advantages only, for a learner worker that spreads
+    its own rows' advantages over their tokens)."""
     spec = get_loss(cfg.name)
     estimator = get_advantage_fn(cfg.advantage_name)
     advantages = estimator(rewards, **cfg.advantage_params()).flatten()
     batch = spec.batch_controls(rewards, cfg)
     controls = spec.controls(batch, cfg, rewards.shape[1])
     metrics = batch.as_metrics(spec.acting_controls()) if batch is not None else {}
-    return StepInputs(spec, advantages, token_advantages(advantages, loss_mask), controls, batch, metrics)
+    tokens = None if loss_mask is None else token_advantages(advantages, loss_mask)
+    return StepInputs(spec, advantages, tokens, controls, batch, metrics)

@@ -118,6 +118,9 @@ class Config:
         if t.mini_batch_size > batch or batch % t.mini_batch_size:
             raise ConfigError(f"trainer.mini_batch_size ({t.mini_batch_size}) must divide the batch of "
                               f"rollout.group_size x rollout.prompts_per_step = {batch} sequences")
+        if r.prompts_per_step % t.num_workers:
+            raise ConfigError(f"rollout.prompts_per_step ({r.prompts_per_step}) must be a multiple of "
+                              f"trainer.num_workers ({t.num_workers}): each learner worker trains on whole groups")
         if t.mini_batch_size % t.num_workers:
             raise ConfigError(f"trainer.mini_batch_size ({t.mini_batch_size}) must be a multiple of "
                               f"trainer.num_workers ({t.num_workers})")

@@ -8,13 +8,19 @@ from pathlib import Path
 
 import torch
 
-from ..algorithms import prepare_step
+from ..algorithms import prepare_step, token_advantages
 from ..config import Config, config_from_dict, config_hash
 from .batch import build_batch, place_response_values
 from .metrics import reduce_across_workers
 from .policy import Policy
 
 log = logging.getLogger(__name__)
+
+
+def shard_rows(num_groups: int, group_size: int, rank: int, world_size: int) -> torch.Tensor:
+    """The global batch rows (group-major) of the groups a worker trains on: groups rank, rank + world, ..."""
+    groups = torch.arange(rank, num_groups, world_size)
+    return (groups.unsqueeze(1) * group_size + torch.arange(group_size)).flatten()
 
 
 def needs_proximal(cfg: Config) -> bool:
@@ -74,6 +80,7 @@ class LearnerLoop:
         self.latest_eval: dict[str, float] = {}
         self.broadcaster = self.logger = None
         self.progress = progress  # a Ray queue the driver reads each step's record from (rank 0 writes)
+        self._weights = None
         if rank == 0:
             self._resync_request = coordinator.wait_for_resync_request.remote()
             from ..weight_sync import WeightBroadcaster
@@ -92,14 +99,15 @@ class LearnerLoop:
         as version ``start_step``; the coordinator admits nothing until that version is published."""
         if resume_from:
             self._restore(resume_from)
-            if self.rank == 0:
-                self._sync_generators(start_step)
+        self._take_weights()  # what a generator restarted before the first publication gets
+        if resume_from and self.rank == 0:
+            self._sync_generators(start_step)
         for step in range(start_step, self.cfg.trainer.max_steps):
             waited = time.monotonic()
-            groups, stream_stats = self._next_batch(step)
+            groups, all_rewards, stream_stats = self._next_batch(step)
             waited = time.monotonic() - waited
             started = time.monotonic()
-            metrics = self.train_step(step, groups)
+            metrics = self.train_step(step, groups, all_rewards)
             train_s = time.monotonic() - started
             metrics.update(stream_stats)
             metrics["perf/learner_wait_s"] = waited
@@ -117,7 +125,7 @@ class LearnerLoop:
         otherwise never produce the batch."""
         import ray
 
-        ref = self.coordinator.get_batch.remote(step)
+        ref = self.coordinator.get_batch.remote(step, self.rank, self.world_size)
         if self.rank == 0:
             while ray.wait([ref, self._resync_request], num_returns=1)[0] == [self._resync_request]:
                 self._resync_request = self.coordinator.wait_for_resync_request.remote()
@@ -145,9 +153,10 @@ class LearnerLoop:
         checkpoint.save_rng(directory, self.rank)
         if torch.distributed.is_initialized():
             torch.distributed.barrier()
+        weights = self.policy.full_weights() if self.cfg.trainer.export_hf_checkpoints else None  # every rank
         if self.rank == 0:
-            if self.cfg.trainer.export_hf_checkpoints:
-                self.policy.save_pretrained(str(directory / "hf_model"), self.tokenizer)
+            if weights is not None:
+                self.policy.save_pretrained(str(directory / "hf_model"), self.tokenizer, weights)
             position = ray.get(self.coordinator.position.remote())
             checkpoint.commit(directory, {
                 "step": next_step, "version": next_step, "run_id": self.run_id, "config_hash": config_hash(self.cfg),
@@ -165,23 +174,26 @@ class LearnerLoop:
         checkpoint.load_rng(directory, self.rank)
         self.controls_history = list(checkpoint.read_state(directory).get("controls_history", []))
 
-    def train_step(self, step: int, groups) -> dict[str, float]:
+    def train_step(self, step: int, groups, all_rewards) -> dict[str, float]:
+        """One update from this worker's groups (its shard, groups rank, rank + world, ...). The batch
+        controls and advantages come from ``all_rewards`` [num_groups, G], every worker's groups."""
         cfg = self.cfg
         group_size = len(groups[0].samples)
-        batch = build_batch(groups, self.tokenizer.pad_token_id)
-        inputs = prepare_step(batch.rewards.view(len(groups), group_size), batch.loss_mask, cfg.algo)
-        advantages = inputs.advantages
+        rewards = torch.as_tensor(all_rewards, dtype=torch.float64)
+        inputs = prepare_step(rewards, None, cfg.algo)
+        rows = shard_rows(rewards.shape[0], group_size, self.rank, self.world_size)
+        mine = build_batch(groups, self.tokenizer.pad_token_id)
+        sequence_advantages = inputs.sequence_advantages[rows]
         if cfg.algo.name == "arpo" and cfg.arpo.attribution == "hard":
-            advantages = hard_token_advantages(groups, inputs.sequence_advantages, batch)
-        batch = batch.with_(advantages=advantages)
-        rows = torch.arange(self.rank, len(batch), self.world_size)  # groups stay spread over workers
-        mine = batch.select(rows)
+            advantages = hard_token_advantages(groups, sequence_advantages, mine)
+        else:
+            advantages = token_advantages(sequence_advantages, mine.loss_mask)
         started = time.monotonic()
         recompute = needs_proximal(cfg)
         proximal = self.policy.score(mine) if recompute else mine.behaviour_logprobs
         ref = self.policy.score(mine, reference=True) if cfg.algo.beta > 0 else None
-        mine = mine.with_(proximal_logprobs=proximal, ref_logprobs=ref)
-        metrics = self.policy.update(mine, inputs.loss, inputs.controls.select(rows, len(batch)),
+        mine = mine.with_(advantages=advantages, proximal_logprobs=proximal, ref_logprobs=ref)
+        metrics = self.policy.update(mine, inputs.loss, inputs.controls.select(rows, rewards.numel()),
                                      epochs=cfg.trainer.ppo_epochs, seed=cfg.trainer.seed * 100_003 + step)
         tokens = float(mine.loss_mask.sum() + mine.attention_mask.sum()) * cfg.trainer.ppo_epochs
         metrics["perf/train_tokens_per_s"] = tokens / max(time.monotonic() - started, 1e-9)
@@ -189,11 +201,11 @@ class LearnerLoop:
             gap = ((proximal - mine.behaviour_logprobs).abs() * mine.loss_mask).sum() / mine.loss_mask.sum()
             metrics["rollout/behaviour_logprob_gap"] = float(gap)
         metrics["train/skipped_updates"] = float(self.policy.skipped_updates)
+        metrics.update(batch_metrics(mine, len(groups), group_size))
         metrics = reduce_across_workers(metrics, self.policy.engine.device)
         if self.world_size > 1:
             metrics["perf/train_tokens_per_s"] *= self.world_size
         metrics.update(inputs.metrics)
-        metrics.update(batch_metrics(batch, len(groups), group_size))
         return metrics
 
     def _publish(self, step: int, metrics: dict[str, float]) -> None:
@@ -202,9 +214,8 @@ class LearnerLoop:
 
         version = step + 1
         sync = version % self.cfg.trainer.weight_sync_every == 0
-        if sync and self.cfg.trainer.zero_stage == 3 and self.rank != 0:
-            for _ in self.policy.named_weights():  # ZeRO-3 gathers are collective: every rank takes part
-                pass
+        if sync:
+            self._take_weights()  # collective under ZeRO-3: every rank
         if self.rank != 0:
             return
         metrics["perf/weight_sync_s"] = 0.0
@@ -217,6 +228,11 @@ class LearnerLoop:
         if self.progress is not None:
             self.progress.put({"step": step, **metrics, **self.latest_eval, "wall_time": time.time()})
         self.latest_eval = {}
+
+    def _take_weights(self) -> None:
+        """The weights the generators get next (rank 0 keeps them; every rank calls). Restart resyncs and
+        retries reuse them, so rank 0 never enters a ZeRO-3 gather alone."""
+        self._weights = self.policy.full_weights()
 
     def _sync_generators(self, version: int, regroup: bool = False) -> float:
         """Broadcast ``version`` and publish it. A generator that Ray restarted lost its place in the group
@@ -231,12 +247,12 @@ class LearnerLoop:
             self._wait_for_generators()
             self.broadcaster.setup()
         try:
-            self.broadcaster.broadcast(self.policy.named_weights(), version)
+            self.broadcaster.broadcast(self._weights, version)
         except WeightSyncError as err:
             log.warning("weight sync of version %d failed (%s); forming the group again and retrying", version, err)
             self._wait_for_generators()
             self.broadcaster.setup()
-            self.broadcaster.broadcast(self.policy.named_weights(), version)
+            self.broadcaster.broadcast(self._weights, version)
         ray.get(self.coordinator.publish_version.remote(version))
         return time.monotonic() - started
 
@@ -269,14 +285,12 @@ class LearnerLoop:
         metrics["perf/eval_s"] = time.monotonic() - started
 
     def finish(self) -> None:
+        weights = self.policy.full_weights() if self.final_model_dir else None  # every rank (ZeRO-3)
         if self.rank != 0:
-            if self.cfg.trainer.zero_stage == 3:
-                for _ in self.policy.named_weights():
-                    pass
             return
         if self.final_model_dir:
             Path(self.final_model_dir).mkdir(parents=True, exist_ok=True)
-            self.policy.save_pretrained(self.final_model_dir, self.tokenizer)
+            self.policy.save_pretrained(self.final_model_dir, self.tokenizer, weights)
             if self.logger is not None:
                 self.logger.log_artifacts(self.final_model_dir, "final_model")
         self.broadcaster.close()

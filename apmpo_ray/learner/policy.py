@@ -5,7 +5,7 @@ A plain class (no Ray) so the update is testable in one process; the Ray Train l
 from __future__ import annotations
 
 import copy
-from typing import Iterator
+from typing import Optional
 
 import torch
 
@@ -179,16 +179,24 @@ class Policy:
             group["lr"] = lr
         self.skipped_updates += 1
 
-    def named_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
-        """Full parameters by Hugging Face name (gathered under ZeRO-3), for the weight broadcast."""
+    def full_weights(self) -> Optional[list[tuple[str, torch.Tensor]]]:
+        """Every parameter by Hugging Face name, on rank 0 (None on the others).
+
+        Under ZeRO-3 the parameters are partitioned and gathering them is collective: *every* rank must call
+        this at the same point, and rank 0 gets copies. Under ZeRO-0/1/2 no rank needs to take part and
+        rank 0 gets the live tensors (valid until the next optimizer step).
+        """
+        rank0 = not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
+        if self.trainer.zero_stage != 3:
+            return [(name, p.data.detach()) for name, p in self.engine.module.named_parameters()] if rank0 else None
         import deepspeed
 
+        out = []
         for name, param in self.engine.module.named_parameters():
-            if self.trainer.zero_stage == 3:
-                with deepspeed.zero.GatheredParameters([param]):
-                    yield name, param.data.detach().clone()
-            else:
-                yield name, param.data.detach()
+            with deepspeed.zero.GatheredParameters([param]):
+                if rank0:
+                    out.append((name, param.data.detach().clone()))
+        return out if rank0 else None
 
     def save_checkpoint(self, directory: str) -> None:
         """Model, optimizer and scheduler state of this rank (collective: every rank calls it)."""
@@ -201,9 +209,11 @@ class Policy:
             raise FileNotFoundError(f"no DeepSpeed checkpoint under {directory}")
         self.skipped_updates = int((client_state or {}).get("skipped_updates", 0))
 
-    def save_pretrained(self, directory: str, tokenizer=None) -> None:
+    def save_pretrained(self, directory: str, tokenizer=None, weights=None) -> None:
+        """Rank 0, with ``weights`` from :meth:`full_weights` (taken here when not given: not under ZeRO-3)."""
         model = self.engine.module
-        model.save_pretrained(directory, state_dict={k: v.cpu() for k, v in self.named_weights()})
+        weights = weights if weights is not None else self.full_weights()
+        model.save_pretrained(directory, state_dict={k: v.cpu() for k, v in weights})
         if tokenizer is not None:
             tokenizer.save_pretrained(directory)
 

@@ -146,25 +146,25 @@ class RolloutCoordinator:
         self.resync_needed.clear()
         return True
 
-    async def get_batch(self, step: int) -> tuple[list[RolloutGroup], dict[str, float]]:
-        """The groups of prompts [step·B, (step+1)·B) in index order, once all are scored.
-
-        Every learner worker asks for the same step; the batch is kept until the next step is asked for.
+    async def get_batch(self, step: int, rank: int = 0, world_size: int = 1):
+        """Learner worker ``rank``'s share of step ``step``: its groups (rank, rank + world, ... of the prompts
+        [step·B, (step+1)·B) in index order, once all are scored), the rewards of all B groups (for the
+        batch controls) and the step's rollout statistics. The batch is kept until the next step is asked for.
         """
-        if self.served is not None and self.served[0] == step:
-            return self.served[1], self.served[2]
-        async with self.changed:
-            while not self.buffer.ready(step):
-                if self.error is not None:
-                    raise RuntimeError(f"the rollout stream failed: {self.error!r}") from self.error
-                await self.changed.wait()
-            groups = self.buffer.pop_batch(step)
-            self.changed.notify_all()
-        self.served = (step, groups, self._interval_stats(groups, step))
-        # What each step trained on, compactly: resume and fault-tolerance checks compare these.
-        self.consumed[step] = hashlib.sha1("\n".join(f"{g.prompt.index}:{g.prompt.text}" for g in groups)
-                                           .encode()).hexdigest()[:16]
-        return self.served[1], self.served[2]
+        if self.served is None or self.served[0] != step:
+            async with self.changed:
+                while not self.buffer.ready(step):
+                    if self.error is not None:
+                        raise RuntimeError(f"the rollout stream failed: {self.error!r}") from self.error
+                    await self.changed.wait()
+                groups = self.buffer.pop_batch(step)
+                self.changed.notify_all()
+            self.served = (step, groups, self._interval_stats(groups, step))
+            # What each step trained on, compactly: resume and fault-tolerance checks compare these.
+            self.consumed[step] = hashlib.sha1("\n".join(f"{g.prompt.index}:{g.prompt.text}" for g in groups)
+                                               .encode()).hexdigest()[:16]
+        _, groups, stats = self.served
+        return groups[rank::world_size], [g.rewards for g in groups], stats
 
     def _interval_stats(self, groups: list[RolloutGroup], step: int) -> dict[str, float]:
         now = time.monotonic()

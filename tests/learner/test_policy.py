@@ -56,18 +56,18 @@ def test_non_finite_loss_skips_the_update_and_is_counted(policy):
     batch = build_batch(_batch(tokenizer, seed=1), tokenizer.pad_token_id)
     inputs = prepare_step(batch.rewards.view(8, 8), batch.loss_mask, cfg.algo)
     old = pol.score(batch)
-    before = {name: w.clone() for name, w in pol.named_weights()}
+    before = {name: w.clone() for name, w in pol.full_weights()}
     skipped = pol.skipped_updates
     poisoned = batch.with_(advantages=inputs.advantages, proximal_logprobs=old * float("nan"),
                            ref_logprobs=pol.score(batch, reference=True))
     pol.update(poisoned, inputs.loss, inputs.controls, epochs=1, seed=0)
     assert pol.skipped_updates == skipped + 2  # both mini-batches of 32
-    assert all(torch.equal(before[name], w) for name, w in pol.named_weights())
+    assert all(torch.equal(before[name], w) for name, w in pol.full_weights())
     # and training carries on normally afterwards
     healthy = poisoned.with_(proximal_logprobs=old)
     pol.update(healthy, inputs.loss, inputs.controls, epochs=1, seed=0)
     assert pol.skipped_updates == skipped + 2
-    assert any(not torch.equal(before[name], w) for name, w in pol.named_weights())
+    assert any(not torch.equal(before[name], w) for name, w in pol.full_weights())
 
 
 def test_save_pretrained_round_trips(policy, tmp_path):
@@ -76,6 +76,6 @@ def test_save_pretrained_round_trips(policy, tmp_path):
     cfg, pol = policy
     pol.save_pretrained(str(tmp_path), build_tokenizer())
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path)
-    weights = dict(pol.named_weights())
+    weights = dict(pol.full_weights())
     for name, value in loaded.named_parameters():
         assert torch.equal(value, weights[name])
