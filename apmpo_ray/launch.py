@@ -34,22 +34,36 @@ def cpus_needed(cfg: Config) -> float:
             + sum(teacher.num_cpus for teacher in cfg.teachers))
 
 
+# Worker processes' environment: quiet library chatter (progress bars of every model load, tokenizer fork
+# warnings) while real warnings stay. APMPO_RAY_VERBOSE=1 keeps the libraries' defaults.
+QUIET_ENV = {"TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
+
+
 def connect_ray(cfg: Config) -> None:
     """Join the cluster named by ``RAY_ADDRESS`` (as under ``ray job submit``), else start a local one.
 
     A local cluster declares at least the CPUs the configured layout asks for: on a small machine the
-    actors then share cores instead of waiting forever for resources that will never appear.
+    actors then share cores instead of waiting forever for resources that will never appear. Its dashboard
+    (which also serves the state API that Ray Train's placement-group cleaner polls) listens on loopback only.
     """
     import ray
 
     if ray.is_initialized():
         return
-    env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false", "VLLM_LOGGING_LEVEL": os.environ.get("VLLM_LOGGING_LEVEL", "WARNING")}}
+    verbose = bool(os.environ.get("APMPO_RAY_VERBOSE"))
+    env_vars = {"TOKENIZERS_PARALLELISM": "false", "APMPO_RAY_VERBOSE": "1"} if verbose else dict(QUIET_ENV)
+    for key in ("VLLM_LOGGING_LEVEL", "HF_HUB_DISABLE_PROGRESS_BARS"):
+        if key in os.environ:
+            env_vars[key] = os.environ[key]
     if os.environ.get("RAY_ADDRESS"):
-        ray.init(runtime_env=env)
-    else:
-        ray.init(num_cpus=max(os.cpu_count() or 1, int(cpus_needed(cfg) + 0.999)), runtime_env=env,
-                 include_dashboard=False)
+        ray.init(runtime_env={"env_vars": env_vars})
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        env_vars.setdefault("DS_ACCELERATOR", "cpu")  # said, not guessed: DeepSpeed warns when it has to guess
+    ray.init(num_cpus=max(os.cpu_count() or 1, int(cpus_needed(cfg) + 0.999)), runtime_env={"env_vars": env_vars},
+             include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=True)
 
 
 def load_training_problems(cfg: Config, tokenizer):

@@ -4,9 +4,12 @@
     python jobs/train.py preset=paper_math                # a preset from jobs/configs/
     python jobs/train.py algo.name=grpo trainer.max_steps=20 rollout.max_staleness=1 rollout.num_generators=2
     ray job submit --working-dir . -- python jobs/train.py ...
+    python jobs/train.py --verbose ...                    # every library's log lines, and each weight broadcast
 """
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from pathlib import Path
 
@@ -25,7 +28,9 @@ def split_args(argv: list[str]) -> tuple[str | None, list[str]]:
         if arg in ("-h", "--help"):
             print(__doc__)
             raise SystemExit(0)
-        if arg.startswith("preset="):
+        if arg == "--verbose":
+            os.environ["APMPO_RAY_VERBOSE"] = "1"  # read by the launcher and inherited by Ray's workers
+        elif arg.startswith("preset="):
             preset = arg.partition("=")[2]
         else:
             overrides.append(arg)
@@ -68,6 +73,8 @@ def summarize(result, cfg) -> str:
 def main(argv: list[str]) -> int:
     try:
         cfg = load_config(*split_args(argv))
+        if os.environ.get("APMPO_RAY_VERBOSE"):
+            logging.basicConfig(level=logging.INFO)
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         return 2

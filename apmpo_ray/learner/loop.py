@@ -298,8 +298,12 @@ class LearnerLoop:
 
 def train_loop_per_worker(config: dict) -> None:
     """Entry point Ray Train runs on every learner worker."""
+    import os
+
     import ray.train
 
+    if os.environ.get("APMPO_RAY_VERBOSE"):  # --verbose: the learner's own debug lines (each weight broadcast)
+        logging.getLogger("apmpo_ray").setLevel(logging.DEBUG)
     context = ray.train.get_context()
     cfg = config_from_dict(config["cfg"])
     loop = LearnerLoop(cfg, config["model_path"], config["coordinator"], config["generators"],

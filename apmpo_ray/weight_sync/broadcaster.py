@@ -107,7 +107,7 @@ class WeightBroadcaster:
             self.close()
             raise WeightSyncError(f"generators reported versions {wrong} after a broadcast of version {version}")
         seconds = time.monotonic() - start
-        log.info("broadcast version %d: %d tensors in %d buckets, %.3fs", version, len(tensors),
+        log.debug("broadcast version %d: %d tensors in %d buckets, %.3fs", version, len(tensors),
                  self.last_bucket_count, seconds)
         return seconds
 
