@@ -50,6 +50,9 @@ class RolloutConfig:
 class TrainerConfig:
     max_steps: int = 40
     lr: float = 2e-4
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # after the warmup; cosine decays to lr_min_ratio·lr
+    warmup_steps: int = 0  # optimizer steps of linear warmup from 0
+    lr_min_ratio: float = 0.1
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ppo_epochs: int = 1
@@ -106,6 +109,8 @@ class Config:
         for key, value in positive.items():
             if value < 1:
                 raise ConfigError(f"{key} must be >= 1, got {value}")
+        if t.warmup_steps < 0 or not 0 <= t.lr_min_ratio <= 1:
+            raise ConfigError("trainer.warmup_steps must be >= 0 and trainer.lr_min_ratio in [0, 1]")
         if t.checkpoint_every < 0 or t.keep_checkpoints < 0:
             raise ConfigError("trainer.checkpoint_every and trainer.keep_checkpoints must be >= 0")
         if r.max_staleness < 0:

@@ -73,7 +73,8 @@ class LearnerLoop:
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
         torch.manual_seed(cfg.trainer.seed)
         self.policy = Policy(model_path, cfg.trainer, cfg.algo, temperature=cfg.rollout.temperature,
-                             world_size=world_size)
+                             world_size=world_size,
+                             sequences_per_step=cfg.rollout.prompts_per_step * cfg.rollout.group_size)
         self.final_model_dir = final_model_dir
         self.run_dir = Path(run_dir) if run_dir else Path(cfg.trainer.output_dir).resolve() / (run_id or "run")
         self.controls_history: list[dict[str, float]] = []
@@ -201,6 +202,7 @@ class LearnerLoop:
             gap = ((proximal - mine.behaviour_logprobs).abs() * mine.loss_mask).sum() / mine.loss_mask.sum()
             metrics["rollout/behaviour_logprob_gap"] = float(gap)
         metrics["train/skipped_updates"] = float(self.policy.skipped_updates)
+        metrics["train/lr"] = self.policy.lr
         metrics.update(batch_metrics(mine, len(groups), group_size))
         metrics = reduce_across_workers(metrics, self.policy.engine.device)
         if self.world_size > 1:

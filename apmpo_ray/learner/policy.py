@@ -15,8 +15,27 @@ from .batch import TrainBatch, token_logprobs
 from .metrics import MetricReducer
 
 
-def deepspeed_config(trainer: TrainerConfig, world_size: int, micro_batch: int) -> dict:
+def optimizer_steps(trainer: TrainerConfig, sequences_per_step: int) -> int:
+    """Optimizer steps over the whole run: mini-batches per learner step x epochs x steps."""
+    return max(1, trainer.max_steps * trainer.ppo_epochs * (sequences_per_step // trainer.mini_batch_size))
+
+
+def scheduler_config(trainer: TrainerConfig, total_steps: int) -> dict | None:
+    """DeepSpeed's own schedulers: linear warmup, then constant (WarmupLR) or cosine (WarmupCosineLR)."""
+    if trainer.lr_schedule == "constant":
+        if trainer.warmup_steps == 0:
+            return None
+        return {"type": "WarmupLR", "params": {"warmup_min_lr": 0.0, "warmup_max_lr": trainer.lr,
+                                               "warmup_num_steps": trainer.warmup_steps, "warmup_type": "linear"}}
+    return {"type": "WarmupCosineLR", "params": {"total_num_steps": total_steps, "warmup_min_ratio": 0.0,
+                                                 "warmup_num_steps": trainer.warmup_steps,
+                                                 "cos_min_ratio": trainer.lr_min_ratio}}
+
+
+def deepspeed_config(trainer: TrainerConfig, world_size: int, micro_batch: int, total_steps: int = 1) -> dict:
+    schedule = scheduler_config(trainer, total_steps)
     return {
+        **({"scheduler": schedule} if schedule else {}),
         "train_batch_size": trainer.mini_batch_size,
         "train_micro_batch_size_per_gpu": micro_batch,
         "gradient_accumulation_steps": trainer.mini_batch_size // (micro_batch * world_size),
@@ -36,7 +55,7 @@ def trainer_dtype(trainer: TrainerConfig) -> torch.dtype:
 
 class Policy:
     def __init__(self, model_path: str, trainer: TrainerConfig, algo: AlgorithmConfig, *, temperature: float = 1.0,
-                 world_size: int = 1):
+                 world_size: int = 1, sequences_per_step: int = 0):
         import deepspeed
         from transformers import AutoModelForCausalLM
 
@@ -53,11 +72,16 @@ class Policy:
         if algo.beta > 0:
             self.reference = copy.deepcopy(model).eval().requires_grad_(False)
         optimizer = torch.optim.AdamW(model.parameters(), lr=trainer.lr, weight_decay=trainer.weight_decay)
+        total = optimizer_steps(trainer, sequences_per_step or trainer.mini_batch_size)
         self.engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer,
-                                               config=deepspeed_config(trainer, world_size, micro))
+                                               config=deepspeed_config(trainer, world_size, micro, total))
         if self.reference is not None:
             self.reference.to(self.engine.device)
         self.skipped_updates = 0
+
+    @property
+    def lr(self) -> float:
+        return float(self.engine.optimizer.param_groups[0]["lr"])
 
     @property
     def module(self) -> torch.nn.Module:
@@ -170,13 +194,15 @@ class Policy:
         if not skip:
             self.engine.step()
             return
-        # A zero learning rate leaves AdamW's parameters (and decoupled weight decay) untouched.
+        # A zero learning rate leaves AdamW's parameters (and decoupled weight decay) untouched. The schedule
+        # still advances (a step's batch was consumed); without one, the learning rate comes back as it was.
         saved = [group["lr"] for group in self.engine.optimizer.param_groups]
         for group in self.engine.optimizer.param_groups:
             group["lr"] = 0.0
         self.engine.step()
-        for group, lr in zip(self.engine.optimizer.param_groups, saved):
-            group["lr"] = lr
+        if self.engine.lr_scheduler is None:
+            for group, lr in zip(self.engine.optimizer.param_groups, saved):
+                group["lr"] = lr
         self.skipped_updates += 1
 
     def full_weights(self) -> Optional[list[tuple[str, torch.Tensor]]]:
