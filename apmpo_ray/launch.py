@@ -18,6 +18,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     wall_seconds: float = 0.0
     position: dict = field(default_factory=dict)
+    run_url: str = ""
 
 
 def resolve_model_path(cfg: Config) -> str:
@@ -106,8 +107,9 @@ def start_generators(cfg: Config, model_path: str, name_prefix: str = "") -> lis
         weight_sync_backend=cfg.trainer.weight_sync_backend) for i in range(r.num_generators)]
 
 
-def train(cfg: Config, *, on_step=None) -> TrainResult:
-    """Run ``cfg`` to completion; ``on_step(metrics)`` sees each learner step as it is recorded."""
+def train(cfg: Config, *, on_step=None, command: list[str] | None = None) -> TrainResult:
+    """Run ``cfg`` to completion; ``on_step(metrics)`` sees each learner step as it is recorded. ``command``
+    (the command line) goes into the MLflow run's description."""
     import ray
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -128,7 +130,9 @@ def train(cfg: Config, *, on_step=None) -> TrainResult:
     uri = tracking_uri(cfg.tracking.tracking_uri)
     cfg.tracking.tracking_uri = uri  # resolved once: learner workers run in another working directory
     resume = plan_resume(cfg)
-    run_id = resume["run_id"] if resume else start_run(cfg, model_path)
+    run_id = resume["run_id"] if resume else start_run(cfg, model_path, command=command)
+    if not resume:
+        log_run_inputs(cfg, problems, tokenizer, uri, run_id)
     start_step = resume["step"] if resume else 0
     output = Path(cfg.trainer.output_dir).resolve() / run_id
     final_model_dir = str(output / "final_model")
@@ -187,7 +191,35 @@ def train(cfg: Config, *, on_step=None) -> TrainResult:
         raise RuntimeError(f"the learner failed: {type(result).__name__}: {str(result)[:500]}\n"
                            f"MLflow run {run_id} holds what was logged; {hint}") from result
     logger.finish("FINISHED")
-    return TrainResult(run_id, uri, final_model_dir, history, time.monotonic() - started, position)
+    return TrainResult(run_id, uri, final_model_dir, history, time.monotonic() - started, position,
+                       run_url=run_page(uri, run_id))
+
+
+def log_run_inputs(cfg: Config, problems, tokenizer, uri: str, run_id: str) -> None:
+    """The training set and the held-out sets as the run's MLflow datasets (the UI's Datasets column)."""
+    from mlflow import MlflowClient
+
+    from .data.readers import looks_like_file, resolve_path
+    from .tracking.context import log_datasets, problems_dataset
+
+    def source(name: str) -> str:
+        return str(resolve_path(name, cfg.task.data_root)) if looks_like_file(name) else f"apmpo_ray.tasks.{name}"
+
+    datasets = [(problems_dataset(problems, name=cfg.task.dataset, source=source(cfg.task.dataset)), "training")]
+    if cfg.eval.every_steps > 0:
+        from .evaluation.benchmarks import load_benchmarks
+
+        for name, bench in load_benchmarks(cfg.eval, cfg.task, tokenizer).items():
+            datasets.append((problems_dataset(bench, name=f"eval/{name}", source=source(name)), "evaluation"))
+    log_datasets(MlflowClient(uri), run_id, datasets)
+
+
+def run_page(uri: str, run_id: str) -> str:
+    from mlflow import MlflowClient
+
+    from .tracking.context import runs_page_url
+
+    return runs_page_url(uri, MlflowClient(uri).get_run(run_id).info.experiment_id, run_id)
 
 
 def plan_resume(cfg: Config) -> dict | None:

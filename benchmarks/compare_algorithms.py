@@ -61,7 +61,7 @@ def run_arm(arm: Arm, seed: int, steps: int, k: int, experiment: str, tracking_u
     cfg = load_config(arm.preset, overrides)
     started = time.monotonic()
     result = train(cfg)
-    final = {key: value for row in result.history for key, value in row.items() if key.startswith("eval/avg/")}
+    final = {key: value for row in result.history for key, value in row.items() if key.startswith("heldout/")}
     return RunOutcome(arm.label, seed, result.run_id, result.history, time.monotonic() - started, final)
 
 
@@ -89,7 +89,7 @@ def table(outcomes: dict[str, list[RunOutcome]], k: int, reference: str = "apmpo
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, runs in outcomes.items():
         cells = [label, str(len(runs))]
-        cells += [mean_std([r.final_eval.get(f"eval/avg/pass_at_{j}", float("nan")) for r in runs]) for j in points]
+        cells += [mean_std([r.final_eval.get(f"heldout/pass_at_{j}", float("nan")) for r in runs]) for j in points]
         cells += [mean_std([r.last_quarter(key) for r in runs]) for key in ("reward/mean", "policy/entropy",
                                                                               "response/length_mean")]
         cells.append(f"{statistics.mean(r.wall_s for r in runs):.0f}")
@@ -102,8 +102,8 @@ def table(outcomes: dict[str, list[RunOutcome]], k: int, reference: str = "apmpo
             if label == reference:
                 continue
             cells = [label]
-            for getter in (lambda r: r.final_eval.get("eval/avg/pass_at_1", float("nan")),
-                           lambda r: r.final_eval.get(f"eval/avg/pass_at_{k}", float("nan")),
+            for getter in (lambda r: r.final_eval.get("heldout/pass_at_1", float("nan")),
+                           lambda r: r.final_eval.get(f"heldout/pass_at_{k}", float("nan")),
                            lambda r: r.last_quarter("reward/mean")):
                 a, b = [getter(r) for r in mine], [getter(r) for r in runs]
                 low, high = bootstrap_difference(a, b)
@@ -143,7 +143,7 @@ def plot(outcomes: dict[str, list[RunOutcome]], k: int, out: Path) -> list[Path]
     fig, ax = plt.subplots(figsize=(6, 4))
     points = curve_points(k)
     for label, runs in outcomes.items():
-        values = [statistics.mean(r.final_eval.get(f"eval/avg/pass_at_{j}", float("nan")) for r in runs) for j in points]
+        values = [statistics.mean(r.final_eval.get(f"heldout/pass_at_{j}", float("nan")) for r in runs) for j in points]
         ax.plot(points, values, marker="o", label=label)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("k")
@@ -214,7 +214,7 @@ def compare(arms: list[Arm], args, reference: str = "apmpo") -> dict[str, list[R
             outcome = run_arm(arm, seed, steps, args.k, experiment, uri, str(out))
             outcomes.setdefault(arm.label, []).append(outcome)
             print(f"{arm.label} seed {seed}: reward (last quarter) {outcome.last_quarter('reward/mean'):.3f}, "
-                  f"Pass@1 {outcome.final_eval.get('eval/avg/pass_at_1', float('nan')):.3f}, "
+                  f"Pass@1 {outcome.final_eval.get('heldout/pass_at_1', float('nan')):.3f}, "
                   f"{outcome.wall_s:.0f} s", flush=True)
             ray.shutdown()
     text = table(outcomes, args.k, reference)

@@ -46,7 +46,11 @@ def summarize(result, cfg) -> str:
         values = [row[key] for row in rows if key in row]
         return sum(values) / max(len(values), 1)
 
-    evals = [row for row in history if "eval/avg/pass_at_1" in row]
+    def last(key):
+        values = [row[key] for row in history if key in row]
+        return values[-1] if values else float("nan")
+
+    evals = [row for row in history if "heldout/pass_at_1" in row]
     controls = "   ".join(f"{key} {mean(tail, key):.3f}" for key in ("apmpo/p", "apmpo/eps_ada")
                            if any(key in row for row in tail))
     correction = cfg.algo.off_policy_correction
@@ -59,12 +63,15 @@ def summarize(result, cfg) -> str:
         f"{mean(history, 'rollout/staleness_mean'):.2f} (max {cfg.rollout.max_staleness}), correction {correction}"
         + (f" (IS weight mean {mean(history, 'rollout/is_weight_mean'):.3f}, truncated "
            f"{mean(history, 'rollout/is_clipped_frac'):.2%})" if correction != "none" else ""),
-        f"throughput      gen {mean(history, 'perf/gen_tokens_per_s'):.0f} tok/s, train "
-        f"{mean(history, 'perf/train_tokens_per_s'):.0f} tok/s, weight sync {mean(history, 'perf/weight_sync_s'):.3f} s",
-        *([f"held-out eval   pass@1 " + " -> ".join(f"{row['eval/avg/pass_at_1']:.3f} (step {row['step']})"
+        # the values the MLflow runs table shows: each metric's last logged value
+        f"throughput      gen {last('perf/gen_tokens_per_s'):.0f} tok/s, train {last('perf/train_tokens_per_s'):.0f} "
+        f"tok/s, weight sync {last('perf/weight_sync_s'):.3f} s (last logged)",
+        *([f"held-out eval   pass@1 " + " -> ".join(f"{row['heldout/pass_at_1']:.3f} (step {row['step']})"
                                                   for row in evals)] if evals else []),
         f"MLflow run      {result.run_id}  ({result.tracking_uri})",
-        f"                mlflow ui --backend-store-uri {result.tracking_uri}",
+        f"                {result.run_url}",
+        *([f"                (start the UI: mlflow ui --backend-store-uri {result.tracking_uri})"]
+          if not result.tracking_uri.startswith("http") else []),
         f"final model     {result.final_model_dir}",
     ]
     return "\n".join(lines)
@@ -93,7 +100,7 @@ def main(argv: list[str]) -> int:
                         stale=f"{metrics.get('rollout/staleness_mean', 0):.1f}")
 
     try:
-        result = train(cfg, on_step=on_step)
+        result = train(cfg, on_step=on_step, command=["jobs/train.py", *argv])
     finally:
         bar.close()
     print(summarize(result, cfg))

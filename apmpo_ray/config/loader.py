@@ -141,9 +141,11 @@ def _merge(base: dict, extra: dict) -> dict:
 
 def load_config(preset: str | None = None, overrides: list[str] | None = None) -> Config:
     """The preset (default ``tiny_cpu``) with ``overrides`` applied, type-checked and validated."""
-    data = yaml.safe_load(resolve_preset(preset).read_text()) or {}
+    path = resolve_preset(preset)
+    data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"preset {preset!r} must be a mapping of sections")
+    data.setdefault("tracking", {}).setdefault("preset", path.stem)
     return _build(Config, _merge(data, parse_overrides(overrides or [])), "").validate()
 
 

@@ -81,7 +81,10 @@ class TrainerConfig:
 class TrackingConfig:
     experiment: str = "apmpo-ray"
     tracking_uri: str = ""  # "" = $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlruns/mlflow.db
-    run_name: str = ""
+    run_name: str = ""  # "" = <algorithm>-<preset>-s<seed>-<short id>
+    preset: str = ""  # the preset this config came from (set by load_config; part of the default run name)
+    register_model: str = ""  # register the final policy under this name in the MLflow model registry
+    system_metrics: bool = True  # CPU, memory (and GPU) of learner rank 0, by MLflow's system-metrics monitor
 
 
 @dataclass

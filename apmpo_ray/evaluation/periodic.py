@@ -36,12 +36,11 @@ def evaluate_config(cfg: Config, generate_fn: GenerateFn, tokenizer,
 
 
 def run_periodic_eval(cfg: Config, generate_fn: GenerateFn, tokenizer, step: int, *, run_id: str | None = None,
-                      method: str | None = None) -> dict[str, float]:
-    """Evaluate, log metrics ``eval/<bench>/pass_at_1`` ... at ``step`` and the table to MLflow run ``run_id``
-    (tracking URI from ``cfg.tracking``; no logging when None), and return the metrics."""
+                      method: str | None = None) -> EvalResults:
+    """Evaluate, log metrics ``eval/<bench>/pass_at_1`` ... at ``step`` and the tables to MLflow run ``run_id``
+    (tracking URI from ``cfg.tracking``; no logging when None), and return the results."""
     results = evaluate_config(cfg, generate_fn, tokenizer)
-    if run_id is None:
-        return results.metrics()
-    table = format_table({method or cfg.algo.name: results})
-    log_eval_results(results, run_id=run_id, tracking_uri=cfg.tracking.tracking_uri, step=step, table=table)
-    return results.metrics()
+    if run_id is not None:
+        table = format_table({method or cfg.algo.name: results})
+        log_eval_results(results, run_id=run_id, tracking_uri=cfg.tracking.tracking_uri, step=step, table=table)
+    return results

@@ -49,7 +49,8 @@ class EvalResults:
         return out
 
     def metrics(self, prefix: str = "eval") -> dict[str, float]:
-        """``eval/<bench>/pass_at_1``, ``eval/<bench>/pass_at_<k>``, ``eval/<bench>/self_bleu``, ... and ``eval/avg/*``.
+        """``eval/<bench>/pass_at_1``, ``eval/<bench>/pass_at_<k>``, ``eval/<bench>/self_bleu``, ..., and with more
+        than one benchmark their mean ``eval/avg/*`` (with one, it would only repeat it).
 
         ``@`` is not allowed in MLflow metric names, hence ``pass_at_16`` for the paper's Pass@16.
         """
@@ -60,12 +61,24 @@ class EvalResults:
                         f"{prefix}/{name}/self_bleu": r.self_bleu, f"{prefix}/{name}/mean_reward": r.mean_reward,
                         f"{prefix}/{name}/response_tokens": r.mean_response_tokens,
                         f"{prefix}/{name}/truncated": r.truncated})
-        avg = self.average()
-        out.update({f"{prefix}/avg/{key}": value for key, value in avg.items() if key.startswith("pass_at_")
-                    and key != "pass_at_k"})
-        out.update({f"{prefix}/avg/pass_at_1": avg["pass_at_1"], f"{prefix}/avg/pass_at_{self.k}": avg["pass_at_k"],
-                    f"{prefix}/avg/self_bleu": avg["self_bleu"]})
+        if len(self.benchmarks) > 1:
+            out.update({f"{prefix}/avg/{key}": value for key, value in self.headline().items()})
         return out
+
+    def headline(self) -> dict[str, float]:
+        """``pass_at_<j>`` (the curve, 1 and k included) and ``self_bleu``, averaged over the benchmarks."""
+        avg = self.average()
+        out = {key: value for key, value in avg.items() if key.startswith("pass_at_") and key != "pass_at_k"}
+        out.update({"pass_at_1": avg["pass_at_1"], f"pass_at_{self.k}": avg["pass_at_k"],
+                    "self_bleu": avg["self_bleu"]})
+        return out
+
+    def rows(self) -> list[dict]:
+        """One row per benchmark, for an MLflow table the UI can filter."""
+        return [{"benchmark": name, "problems": r.num_problems, "samples": r.samples_per_problem,
+                 "pass_at_1": r.pass_at_1, f"pass_at_{self.k}": r.pass_at_k, "self_bleu": r.self_bleu,
+                 "mean_reward": r.mean_reward, "response_tokens": r.mean_response_tokens, "truncated": r.truncated}
+                for name, r in self.benchmarks.items()]
 
     def to_dict(self) -> dict:
         return {"k": self.k, "benchmarks": {n: asdict(r) for n, r in self.benchmarks.items()},

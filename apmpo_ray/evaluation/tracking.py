@@ -32,4 +32,7 @@ def log_eval_results(results: EvalResults, *, run_id: str | None = None, trackin
     if table is not None:
         client.log_text(run_id, table, f"eval/table{suffix}.md")
     client.log_text(run_id, json.dumps(results.to_dict(), indent=1, default=float), f"eval/results{suffix}.json")
+    # one row per benchmark and step in one MLflow table, which the UI's evaluation view filters
+    rows = [{**row, "step": step or 0} for row in results.rows()]
+    client.log_table(run_id, data={key: [row[key] for row in rows] for key in rows[0]}, artifact_file="eval/benchmarks.json")
     return metrics

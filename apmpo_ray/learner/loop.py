@@ -82,6 +82,7 @@ class LearnerLoop:
         self.broadcaster = self.logger = None
         self.progress = progress  # a Ray queue the driver reads each step's record from (rank 0 writes)
         self._weights = None
+        self._system_metrics = None
         if rank == 0:
             self._resync_request = coordinator.wait_for_resync_request.remote()
             from ..weight_sync import WeightBroadcaster
@@ -94,6 +95,7 @@ class LearnerLoop:
                 from ..tracking import RunLogger
 
                 self.logger = RunLogger(tracking_uri, run_id)
+                self._system_metrics = self._start_system_metrics(tracking_uri, run_id)
 
     def run(self, start_step: int = 0, resume_from: str | None = None) -> None:
         """Steps ``start_step`` .. max_steps-1. On resume the generators first get the checkpoint's weights
@@ -223,7 +225,7 @@ class LearnerLoop:
         metrics["perf/weight_sync_s"] = 0.0
         if sync:
             metrics["perf/weight_sync_s"] = self._sync_generators(version, regroup=self._take_resync_request())
-        metrics["trainer/version"] = float(version)
+        metrics["train/version"] = float(version)
         self._maybe_evaluate(step, version, metrics)
         if self.logger is not None:
             self.logger.log_metrics(metrics, step=step)
@@ -282,8 +284,8 @@ class LearnerLoop:
         started = time.monotonic()
         results = run_periodic_eval(self.cfg, actor_generate_fn(self.generators[0]), self.tokenizer, step,
                                     run_id=self.run_id)
-        # already logged to MLflow by run_periodic_eval; the driver's summary reads the average from here
-        self.latest_eval = {k: v for k, v in results.items() if k.startswith("eval/avg/")}
+        # already logged to MLflow by run_periodic_eval; the driver's summary reads the mean over benchmarks here
+        self.latest_eval = {f"heldout/{k}": v for k, v in results.headline().items()}
         metrics["perf/eval_s"] = time.monotonic() - started
 
     def finish(self) -> None:
@@ -294,8 +296,25 @@ class LearnerLoop:
             Path(self.final_model_dir).mkdir(parents=True, exist_ok=True)
             self.policy.save_pretrained(self.final_model_dir, self.tokenizer, weights)
             if self.logger is not None:
-                self.logger.log_artifacts(self.final_model_dir, "final_model")
+                from ..tracking.context import log_policy_model
+
+                self.logger.log_artifacts(self.final_model_dir, "final_model")  # runs:/<id>/final_model
+                log_policy_model(self.logger.uri, self.run_id, self.final_model_dir,
+                                 step=self.cfg.trainer.max_steps - 1, register_as=self.cfg.tracking.register_model)
+        if self._system_metrics is not None:
+            self._system_metrics.finish()
         self.broadcaster.close()
+
+    def _start_system_metrics(self, uri: str, run_id: str):
+        """MLflow's own system-metrics monitor (CPU, memory, GPU where there is one) for this process's machine."""
+        if not self.cfg.tracking.system_metrics:
+            return None
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        monitor = SystemMetricsMonitor(run_id, sampling_interval=5, samples_before_logging=1,
+                                       resume_logging=bool(self.cfg.trainer.resume), tracking_uri=uri)
+        monitor.start()
+        return monitor
 
 
 def train_loop_per_worker(config: dict) -> None:

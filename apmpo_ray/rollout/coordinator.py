@@ -175,11 +175,12 @@ class RolloutCoordinator:
         stats = {
             "rollout/staleness_mean": sum(step - g.version for g in groups) / len(groups),
             "rollout/staleness_max": float(max(step - g.version for g in groups)),
-            "perf/gen_tokens_per_s": (tokens - tokens_before) / wall,
             "perf/generator_idle_frac": max(0.0, 1.0 - (busy - busy_before) / (wall * len(self.leases))),
             "rollout/buffered_groups": float(len(self.buffer)),
             "rollout/reissued_prompts": float(self.admission.reissued),
         }
+        if tokens > tokens_before:  # an interval in which nothing was generated has no throughput (not zero)
+            stats["perf/gen_tokens_per_s"] = (tokens - tokens_before) / wall
         for key in sorted({k for g in groups for k in g.stats}):
             values = [g.stats[key] for g in groups if key in g.stats]
             stats[key] = max(values) if key.endswith("_max") else sum(values) / len(values)

@@ -58,17 +58,26 @@ def loggable_params(cfg: Config) -> dict[str, str]:
     return {k: redact(str(v))[:6000] for k, v in flatten(cfg).items() if not _SECRET.search(k)}
 
 
-def start_run(cfg: Config, model_path: str) -> str:
-    """Create the run (params + tags) and return its id; the learner logs to it by id."""
+def start_run(cfg: Config, model_path: str, *, command: list[str] | None = None) -> str:
+    """Create the run and return its id; the learner logs to it by id.
+
+    The run gets a readable name (``<algorithm>-<preset>-s<seed>-<id>`` unless ``tracking.run_name``), the
+    project's tags and MLflow's standard context tags (user, source, git commit), a description with the
+    command line, the params and the resolved config as ``config/resolved.yaml``; its experiment is marked as
+    a model-training one, so the UI opens on the runs.
+    """
     from mlflow import MlflowClient
+
+    from .context import context_tags, default_run_name, ensure_experiment, log_resolved_config
 
     uri = tracking_uri(cfg.tracking.tracking_uri)
     client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name(cfg.tracking.experiment)
-    experiment_id = (experiment.experiment_id if experiment else
-                     client.create_experiment(cfg.tracking.experiment, artifact_location=artifact_root(uri)))
-    run = client.create_run(experiment_id, run_name=cfg.tracking.run_name or None, tags=run_tags(cfg, model_path))
+    experiment_id = ensure_experiment(client, cfg.tracking.experiment, artifact_root(uri))
+    commit = git_commit()
+    tags = {**run_tags(cfg, model_path), **context_tags(cfg, command, commit)}
+    run = client.create_run(experiment_id, run_name=cfg.tracking.run_name or default_run_name(cfg), tags=tags)
     RunLogger(uri, run.info.run_id).log_params(loggable_params(cfg))
+    log_resolved_config(client, run.info.run_id, cfg)
     return run.info.run_id
 
 

@@ -34,7 +34,7 @@ def test_smoke_comparison_writes_table_plots_and_one_experiment(tmp_path):
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("smoke").experiment_id])
     assert sorted(r.info.run_name for r in runs) == ["apmpo-seed1", "grpo-seed1"]
-    assert all(r.data.metrics.get("eval/avg/pass_at_4") is not None for r in runs)
+    assert all(r.data.metrics.get("eval/chain/pass_at_4") is not None for r in runs)
     comparisons = client.search_runs([client.get_experiment_by_name("smoke-comparisons").experiment_id])
     (comparison,) = comparisons
     assert {a.path for a in client.list_artifacts(comparison.info.run_id)} >= {"curves.png", "pass_at_k.png",

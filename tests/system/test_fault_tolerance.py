@@ -46,4 +46,4 @@ def test_killed_generator_is_restarted_and_every_prompt_is_accounted_for(tmp_pat
     # the prompts the dead generator held were issued again, and the bound held throughout
     assert result.position["reissued"] > 0
     assert all(r["rollout/staleness_max"] <= 1 for r in result.history)
-    assert result.history[-1]["trainer/version"] == 5
+    assert result.history[-1]["train/version"] == 5

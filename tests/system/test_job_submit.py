@@ -193,7 +193,7 @@ def test_ray_job_submit_runs_train_to_completion(ray_head, tmp_path):
     rewards = client.get_metric_history(run_id, "reward/mean")
     assert sorted(m.step for m in rewards) == list(range(STEPS))
     # held-out evaluation ran inside the learner worker on the cluster (the job's own imports, e.g. `evaluate`)
-    assert [m.step for m in client.get_metric_history(run_id, "eval/avg/pass_at_1")] == [STEPS - 1]
+    assert [m.step for m in client.get_metric_history(run_id, "eval/arithmetic/pass_at_1")] == [STEPS - 1]
 
     # What --working-dir shipped: the code, without .git or what .gitignore excludes (caches, local runs, stores).
     uploaded = re.search(r"Uploading package gcs://(_ray_pkg_[0-9a-f]+)\.zip", output)

@@ -25,7 +25,7 @@ def test_two_learner_workers_and_two_generators_train_under_zero3(tmp_path, ray_
                              "eval.every_steps=0", "rollout.prompts_per_call=4"])
     result = train(cfg)
     assert [row["step"] for row in result.history] == [0, 1, 2]
-    assert all(row["trainer/version"] == row["step"] + 1 for row in result.history)
+    assert all(row["train/version"] == row["step"] + 1 for row in result.history)
     client = MlflowClient(result.tracking_uri)
     assert client.get_run(result.run_id).info.status == "FINISHED"
     # the exported policy is the learner's full model (gathered from both ZeRO-3 partitions)

@@ -40,7 +40,7 @@ def test_resume_continues_the_same_run_without_repeating_or_skipping(tmp_path):
         assert resumed.position["consumed"][step] == full.position["consumed"][step]
     assert first.position["consumed"][0] == full.position["consumed"][0]
     # the learner came back at the checkpoint's version and kept the staleness bound
-    assert [r["trainer/version"] for r in resumed.history] == [3, 4]
+    assert [r["train/version"] for r in resumed.history] == [3, 4]
     assert all(r["rollout/staleness_max"] <= 1 for r in resumed.history)
 
     client = MlflowClient(resumed.tracking_uri)

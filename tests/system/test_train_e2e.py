@@ -34,7 +34,7 @@ def test_training_runs_end_to_end_and_tracks_every_metric(tmp_path, ray_session)
     assert [row["step"] for row in result.history] == [0, 1, 2]
     # max_staleness=0: every consumed group was produced by the weights of the step that consumed it
     assert all(row["rollout/staleness_max"] == 0 for row in result.history)
-    assert [row["trainer/version"] for row in result.history] == [1, 2, 3]
+    assert [row["train/version"] for row in result.history] == [1, 2, 3]
     client = MlflowClient(result.tracking_uri)
     run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED"
@@ -48,7 +48,7 @@ def test_training_runs_end_to_end_and_tracks_every_metric(tmp_path, ray_session)
     assert run.data.params["algo.off_policy_correction"] == "none"
     assert all(m.value == 1.0 for m in client.get_metric_history(result.run_id, "rollout/is_weight_max"))
     # periodic held-out evaluation through a generator, logged beside the step that produced the weights
-    evaluation = client.get_metric_history(result.run_id, "eval/avg/pass_at_1")
+    evaluation = client.get_metric_history(result.run_id, "eval/arithmetic/pass_at_1")
     assert [m.step for m in evaluation] == [1] and 0.0 <= evaluation[0].value <= 1.0
     artifacts = [a.path for a in client.list_artifacts(result.run_id, "final_model")]
     assert "final_model/config.json" in artifacts
