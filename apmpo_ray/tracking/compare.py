@@ -15,7 +15,8 @@ from matplotlib.figure import Figure
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-DEFAULT_METRICS = ("reward/mean", "policy/entropy", "apmpo/p", "apmpo/eps_ada",
+# "*" stands for a benchmark: eval/*/pass_at_1 is the run's held-out Pass@1 (eval/avg/... when it has several).
+DEFAULT_METRICS = ("reward/mean", "eval/*/pass_at_1", "policy/entropy", "apmpo/p", "apmpo/eps_ada",
                    "clip/frac_low", "clip/frac_high", "response/length_mean")
 REWARD_METRIC = "reward/mean"
 ALGORITHM_TAG = "apmpo.algorithm"
@@ -29,16 +30,19 @@ class NoRunsError(LookupError):
 
 
 def resolve_tracking_uri(explicit: str | None = None) -> str:
-    """``explicit``, else ``$MLFLOW_TRACKING_URI``, else MLflow's own default, with local paths made absolute.
+    """``explicit``, else ``$MLFLOW_TRACKING_URI``, else the store training writes by default
+    (``sqlite:///<cwd>/mlruns/mlflow.db``), with local paths made absolute.
 
     Absolute paths make messages say which store was read, whatever directory the command ran from.
     """
+    import os
+
     if explicit:
         uri = explicit
+    elif os.environ.get("MLFLOW_TRACKING_URI"):
+        uri = os.environ["MLFLOW_TRACKING_URI"]
     else:
-        import mlflow  # the default depends on the working directory (sqlite:///mlflow.db, or ./mlruns if present)
-
-        uri = mlflow.get_tracking_uri()
+        uri = f"sqlite:///{Path('mlruns').resolve() / 'mlflow.db'}"  # training's default (tracking.run.tracking_uri)
     parsed = urlparse(uri)
     if parsed.scheme == "sqlite" and uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         return "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
@@ -130,12 +134,26 @@ class RunCurves:
         return f"{self.name} ({self.algorithm})"
 
 
+def resolve_metric(name: str, logged: Iterable[str]) -> str | None:
+    """``name``, or for a pattern with ``*`` the run's matching metric (``eval/avg/...`` first)."""
+    logged = set(logged)
+    if "*" not in name:
+        return name if name in logged else None
+    import fnmatch
+
+    matches = sorted(m for m in logged if fnmatch.fnmatchcase(m, name))
+    average = [m for m in matches if "/avg/" in m]
+    return (average or matches or [None])[0]
+
+
 def load_curves(client: MlflowClient, run: Run, metrics: Iterable[str]) -> RunCurves:
-    """The history of each of ``metrics`` that the run logged (the reward metric always, for the summary)."""
+    """The history of each of ``metrics`` that the run logged (the reward metric always, for the summary),
+    keyed by the name asked for (a pattern stays the key of what it matched)."""
     wanted = dict.fromkeys([*metrics, REWARD_METRIC])
     curves = {}
-    for metric in wanted:
-        if metric not in run.data.metrics:
+    for key in wanted:
+        metric = resolve_metric(key, run.data.metrics)
+        if metric is None:
             continue
         # A step logged twice (e.g. after a resume) keeps its latest value.
         latest: dict[int, tuple[int, float]] = {}
@@ -143,7 +161,7 @@ def load_curves(client: MlflowClient, run: Run, metrics: Iterable[str]) -> RunCu
             if m.step not in latest or m.timestamp >= latest[m.step][0]:
                 latest[m.step] = (m.timestamp, m.value)
         steps = sorted(latest)
-        curves[metric] = (steps, [latest[s][1] for s in steps])
+        curves[key] = (steps, [latest[s][1] for s in steps])
     return RunCurves(run_id=run.info.run_id, experiment_id=run.info.experiment_id, name=run.info.run_name or run.info.run_id[:8],
                      algorithm=run.data.tags.get(ALGORITHM_TAG, "?"), curves=curves)
 
@@ -211,14 +229,19 @@ def format_table(rows: Sequence[dict]) -> str:
 
 def log_comparison(client: MlflowClient, png: Path, table: str, runs: Sequence[RunCurves],
                    run_id: str | None = None, experiment_id: str | None = None) -> str:
-    """Log the PNG and summary under ``comparison/`` of ``run_id``, or of a new comparison run in ``experiment_id``.
+    """Log the PNG and summary under ``comparison/`` of ``run_id``, or of a new comparison run in an experiment
+    of its own, ``<name of experiment_id>-comparisons``: it never sits among the training runs it compares.
 
     Returns the id of the run that holds them.
     """
     if run_id is None:
         if experiment_id is None:
             raise ValueError("log_comparison needs a run_id or an experiment_id")
-        run = client.create_run(experiment_id, run_name=f"compare-{len(runs)}-runs",
+        from .context import ensure_experiment
+
+        name = f"{client.get_experiment(experiment_id).name}-comparisons"
+        own = ensure_experiment(client, name, None)
+        run = client.create_run(own, run_name=f"compare-{len(runs)}-runs",
                                 tags={COMPARISON_TAG: "true",
                                       "apmpo.compared_runs": ",".join(r.run_id for r in runs)})
         run_id = run.info.run_id

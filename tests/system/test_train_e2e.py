@@ -52,6 +52,13 @@ def test_training_runs_end_to_end_and_tracks_every_metric(tmp_path, ray_session)
     assert [m.step for m in evaluation] == [1] and 0.0 <= evaluation[0].value <= 1.0
     artifacts = [a.path for a in client.list_artifacts(result.run_id, "final_model")]
     assert "final_model/config.json" in artifacts
+    # what the MLflow UI shows: a named run, its datasets, its model, system metrics, no empty throughput
+    assert run.info.run_name == "e2e" and run.data.tags["mlflow.source.name"]
+    assert {d.tags[0].value for d in run.inputs.dataset_inputs} == {"training", "evaluation"}
+    assert len(run.outputs.model_outputs) == 1
+    assert any(key.startswith("system/") for key in run.data.metrics), sorted(run.data.metrics)
+    assert all(m.value > 0 for m in client.get_metric_history(result.run_id, "perf/gen_tokens_per_s"))
+    assert result.run_url.endswith(result.run_id)
     # admission never ran past the bound: version 3 with no slack may start prompts below (3 + 0 + 1) * 8
     assert 3 * 8 <= result.position["next_index"] <= 4 * 8
     assert result.position["retry"] == []

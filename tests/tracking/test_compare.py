@@ -97,7 +97,10 @@ def test_cli_plots_every_run_prints_summary_and_logs_a_comparison_run(store, tmp
     assert " 20 " in lines["apmpo-b"]  # steps logged
 
     client = store["client"]
-    comparisons = [r for r in client.search_runs([store["exp_id"]]) if COMPARISON_TAG in r.data.tags]
+    # the comparison lives in an experiment of its own, not among the training runs
+    assert not any(COMPARISON_TAG in r.data.tags for r in client.search_runs([store["exp_id"]]))
+    own = client.get_experiment_by_name(f"{EXPERIMENT}-comparisons")
+    comparisons = [r for r in client.search_runs([own.experiment_id]) if COMPARISON_TAG in r.data.tags]
     assert len(comparisons) == 1
     comparison = comparisons[0]
     assert set(comparison.data.tags["apmpo.compared_runs"].split(",")) == set(store["ids"].values())
@@ -187,3 +190,21 @@ def test_tracking_uri_resolution(tmp_path, monkeypatch):
     assert resolve_tracking_uri("http://mlflow.internal:5000") == "http://mlflow.internal:5000"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///from-env.db")
     assert resolve_tracking_uri() == f"sqlite:///{tmp_path / 'from-env.db'}"
+
+
+def test_default_store_is_the_one_training_writes(tmp_path, monkeypatch):
+    from apmpo_ray.tracking.compare import resolve_tracking_uri
+    from apmpo_ray.tracking.run import tracking_uri
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert resolve_tracking_uri() == tracking_uri("")
+
+
+def test_benchmark_patterns_pick_the_average_or_the_one_benchmark():
+    from apmpo_ray.tracking.compare import resolve_metric
+
+    assert resolve_metric("eval/*/pass_at_1", {"eval/math500/pass_at_1", "eval/avg/pass_at_1"}) == "eval/avg/pass_at_1"
+    assert resolve_metric("eval/*/pass_at_1", {"eval/chain/pass_at_1", "reward/mean"}) == "eval/chain/pass_at_1"
+    assert resolve_metric("eval/*/pass_at_1", {"reward/mean"}) is None
+    assert resolve_metric("reward/mean", {"reward/mean"}) == "reward/mean"
