@@ -1,8 +1,9 @@
 """The ``math`` reward: the response's final answer checked against the reference with math-verify.
 
-Final answer: the content of the last ``\\boxed{...}`` whose braces balance, else the last number in the
-response. It is compared with the reference through ``math_verify.parse`` + ``math_verify.verify``, so
-equivalent forms match (``\\frac{1}{2}`` and ``0.5``; ``x=3`` and ``3``). Binary: 1.0 or 0.0.
+Final answer: found by math-verify's own extraction (``LatexExtractionConfig`` with boxed answers first, every
+box kept, ``$…$`` answers, then ``ExprExtractionConfig`` for plain numbers and formulas) over the response's
+tail, and compared with the reference through ``math_verify.verify``, so equivalent forms match
+(``\\frac{1}{2}`` and ``0.5``; ``x=3`` and ``3``). Binary: 1.0 or 0.0.
 
 Timeouts: math-verify bounds each parse and comparison with ``signal.alarm``, which only exists on the
 main thread; elsewhere (Ray async/threaded actors, thread pools) it raises and every score would silently
@@ -89,20 +90,39 @@ def _alarm_timeout() -> int | None:
     return ALARM_TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
 
 
+def _prediction_config():
+    """math-verify's own extraction: LaTeX first (a ``\\boxed{}`` before anything else, every box of the answer
+    kept, ``$…$`` and display math too), then plain expressions (a bare number or formula)."""
+    from latex2sympy2_extended import NormalizationConfig
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig
+
+    normalization = NormalizationConfig(basic_latex=True, units=True, malformed_operators=True, nits=True,
+                                        boxed="all", equations=True)
+    return [LatexExtractionConfig(boxed_match_priority=0, normalization_config=normalization), ExprExtractionConfig()]
+
+
+_PREDICTION_CONFIG = None
+# The final answer is at the end: math-verify reads this much of a response's tail.
+RESPONSE_TAIL_CHARS = 4000
+
+
 def score(response: str, reference) -> float:
     """1.0 if the response's final answer is mathematically equal to ``reference``, else 0.0."""
+    global _PREDICTION_CONFIG
     if not isinstance(response, str):
         raise TypeError(f"math reward: the response must be a string, got {type(response).__name__}")
     gold_text = _reference_text(reference)
-    answer = extract_final_answer(response)
-    if answer is None or len(answer) > MAX_ANSWER_CHARS:
-        return 0.0
+    boxed = last_boxed(response)
+    if boxed is not None and len(boxed) > MAX_ANSWER_CHARS:
+        return 0.0  # runaway text, not an answer: not worth parsing
+    if _PREDICTION_CONFIG is None:
+        _PREDICTION_CONFIG = _prediction_config()
     timeout = _alarm_timeout()
-    # Wrapping in \boxed{} makes math-verify take the whole answer as one expression.
+    # Wrapping in \boxed{} makes math-verify take the whole reference as one expression.
     gold = parse(f"\\boxed{{{gold_text}}}", parsing_timeout=timeout)
-    pred = parse(f"\\boxed{{{answer}}}", parsing_timeout=timeout)
     if not gold:
         raise ValueError(f"math reward: math-verify cannot parse the reference {gold_text!r}")
+    pred = parse(response[-RESPONSE_TAIL_CHARS:], extraction_config=_PREDICTION_CONFIG, parsing_timeout=timeout)
     if not pred:
         return 0.0
     return 1.0 if verify(gold, pred, timeout_seconds=timeout) else 0.0

@@ -22,8 +22,10 @@ score = get_reward_fn("math")
     ("The total is 1,000 apples", 1000, 1.0),
     ("\\boxed{\\sqrt{2}}", "2^{1/2}", 1.0),
     ("\\boxed{\\sqrt{2}}", "1.4142", 0.0),
-    ("first \\boxed{7} then, correcting, \\boxed{8}", "8", 1.0),
-    ("first \\boxed{8} then, correcting, \\boxed{7}", "8", 0.0),
+    # math-verify's extraction keeps every box: a response that boxes two answers commits to both
+    ("first \\boxed{7} then, correcting, \\boxed{8}", "8", 0.0),
+    ("the roots are \\boxed{2} and \\boxed{3}", "2, 3", 1.0),
+    ("so $x = \\frac{3}{4}$.", "0.75", 1.0),
     ("I do not know", "3", 0.0),
     ("", "3", 0.0),
 ])
