@@ -97,7 +97,7 @@ def _prediction_config():
     from math_verify import ExprExtractionConfig, LatexExtractionConfig
 
     normalization = NormalizationConfig(basic_latex=True, units=True, malformed_operators=True, nits=True,
-                                        boxed="all", equations=True)
+                                        boxed="all", equations=False)
     return [LatexExtractionConfig(boxed_match_priority=0, normalization_config=normalization), ExprExtractionConfig()]
 
 
