@@ -16,9 +16,11 @@ from ..config import Config, config_to_dict
 # The tag MLflow 3's UI reads to open an experiment on its model-training view (not the GenAI one).
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING = "custom_model_development"
-EXPERIMENT_DESCRIPTION = ("apmpo-ray training runs. Runs are named <algorithm>-<preset>-s<seed>-<id>; compare them "
-                          "with the apmpo.algorithm / apmpo.task tags, the reward/ and eval/ metrics, and the "
+EXPERIMENT_DESCRIPTION = ("apmpo-ray training runs, named `algorithm-preset-sSEED-id`. Compare them by the "
+                          "`apmpo.algorithm` and `apmpo.task` tags, the `reward/` and `eval/` metrics, and the "
                           "Datasets column.")
+# The query parameter that opens MLflow 3's "Model training" view of an experiment (its runs, not traces).
+MODEL_TRAINING_VIEW = "workflowType=machine_learning"
 
 
 def default_run_name(cfg: Config) -> str:
@@ -121,5 +123,5 @@ def log_policy_model(uri: str, run_id: str, model_dir: str, *, step: int, regist
 def runs_page_url(uri: str, experiment_id: str, run_id: str) -> str:
     """Where the run is in the MLflow UI (``mlflow ui`` on the default port for a local store)."""
     base = uri if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
-    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?{MODEL_TRAINING_VIEW}"
 

@@ -44,7 +44,8 @@ def test_run_is_named_tagged_described_and_linked(tmp_path):
     assert {a.path for a in client.list_logged_model_artifacts(model_id)} >= {"config.json", "model.safetensors"}
     (version,) = client.search_model_versions("name='tiny-policy'")
     assert version.run_id == run_id and version.source == client.get_logged_model(model_id).artifact_location
-    assert run_page(uri, run_id).endswith(f"#/experiments/{run.info.experiment_id}/runs/{run_id}")
+    assert run_page(uri, run_id).endswith(f"#/experiments/{run.info.experiment_id}/runs/{run_id}"
+                                          "?workflowType=machine_learning")
 
 
 def test_explicit_run_name_wins(tmp_path):
