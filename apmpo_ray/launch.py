@@ -21,6 +21,22 @@ class TrainResult:
     run_url: str = ""
 
 
+class StartupClock:
+    """Seconds spent in each phase of start-up, as ``startup/<phase>_s`` metrics and their total."""
+
+    def __init__(self):
+        self._last = time.monotonic()
+        self.phases: dict[str, float] = {}
+
+    def mark(self, phase: str) -> None:
+        now = time.monotonic()
+        self.phases[phase] = now - self._last
+        self._last = now
+
+    def metrics(self) -> dict[str, float]:
+        return {**{f"startup/{k}_s": v for k, v in self.phases.items()}, "startup/total_s": sum(self.phases.values())}
+
+
 def resolve_model_path(cfg: Config) -> str:
     if cfg.model.path:
         return cfg.model.path
@@ -120,26 +136,32 @@ def train(cfg: Config, *, on_step=None, command: list[str] | None = None) -> Tra
     from .learner.loop import train_loop_per_worker
     from .rollout.coordinator import coordinator_actor
     from .rollout.workflows import make_workflow
-    from .tracking import start_run, tracking_uri
+    from .tracking import RunLogger, start_run, tracking_uri
 
     started = time.monotonic()
+    startup = StartupClock()
     model_path = resolve_model_path(cfg)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
+    startup.mark("model")
     problems, encode = load_training_problems(cfg, tokenizer)
+    startup.mark("data")
     connect_ray(cfg)
+    startup.mark("ray")
     uri = tracking_uri(cfg.tracking.tracking_uri)
     cfg.tracking.tracking_uri = uri  # resolved once: learner workers run in another working directory
     resume = plan_resume(cfg)
     run_id = resume["run_id"] if resume else start_run(cfg, model_path, command=command)
     if not resume:
         log_run_inputs(cfg, problems, tokenizer, uri, run_id)
+    startup.mark("tracking")
     start_step = resume["step"] if resume else 0
     output = Path(cfg.trainer.output_dir).resolve() / run_id
     final_model_dir = str(output / "final_model")
 
     r, t = cfg.rollout, cfg.trainer
-    generators = start_generators(cfg, model_path, name_prefix=f"apmpo-{run_id[:8]}-")
+    generators = start_generators(cfg, model_path, name_prefix=f"apmpo-{run_id[:8]}-")  # they start meanwhile
     pool = start_verifiers(cfg)
+    startup.mark("verifiers")
     workflow = make_workflow(cfg, pool.score_async, tokenizer, model_path)
     coordinator = coordinator_actor().options(name=f"apmpo-{run_id[:8]}-coordinator").remote(
         problems, encode, generators, workflow, prompts_per_step=r.prompts_per_step,
@@ -173,6 +195,11 @@ def train(cfg: Config, *, on_step=None, command: list[str] | None = None) -> Tra
                     break
                 continue
             history.append(metrics)
+            if len(history) == 1:
+                # generators and the learner (DeepSpeed) start concurrently, up to the first step's end
+                startup.mark("generators_and_learner_to_first_step")
+                metrics.update(startup.metrics())
+                RunLogger(uri, run_id).log_metrics(startup.metrics(), step=start_step)
             if on_step:
                 on_step(metrics)
         position = ray.get(coordinator.position.remote())
@@ -180,8 +207,6 @@ def train(cfg: Config, *, on_step=None, command: list[str] | None = None) -> Tra
         _shutdown(coordinator, generators, pool)
         ray.kill(progress.actor, no_restart=True)
     result = outcome.get("result")
-    from .tracking import RunLogger
-
     logger = RunLogger(uri, run_id)
     if isinstance(result, BaseException):
         logger.finish("FAILED")

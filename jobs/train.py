@@ -66,6 +66,7 @@ def summarize(result, cfg) -> str:
         # the values the MLflow runs table shows: each metric's last logged value
         f"throughput      gen {last('perf/gen_tokens_per_s'):.0f} tok/s, train {last('perf/train_tokens_per_s'):.0f} "
         f"tok/s, weight sync {last('perf/weight_sync_s'):.3f} s (last logged)",
+        *time_lines(history),
         *([f"held-out eval   pass@1 " + " -> ".join(f"{row['heldout/pass_at_1']:.3f} (step {row['step']})"
                                                   for row in evals)] if evals else []),
         f"MLflow run      {result.run_id}  ({result.tracking_uri})",
@@ -75,6 +76,34 @@ def summarize(result, cfg) -> str:
         f"final model     {result.final_model_dir}",
     ]
     return "\n".join(lines)
+
+
+STEP_PARTS = (("waiting for the batch", "perf/learner_wait_s"), ("log-prob recompute", "perf/logprob_recompute_s"),
+              ("forward/backward", "perf/forward_backward_s"), ("optimizer", "perf/optimizer_s"),
+              ("weight sync", "perf/weight_sync_s"), ("evaluation", "perf/eval_s"), ("controller", "perf/controller_s"))
+
+
+def time_lines(history: list[dict]) -> list[str]:
+    """Where a learner step's time goes (steady state: after the first two steps), and the start-up."""
+    steady = history[2:] or history
+
+    def mean(key):
+        values = [row.get(key, 0.0) for row in steady]
+        return sum(values) / max(len(values), 1)
+
+    step = mean("perf/step_s")
+    if not step:
+        return []
+    parts = ", ".join(f"{name} {mean(key) / step:.0%}" for name, key in STEP_PARTS if mean(key) / step >= 0.005)
+    lines = [f"step time       {step:.2f} s: {parts}",
+             f"                generators busy {mean('perf/generation_s'):.2f} s/step, verifiers "
+             f"{mean('perf/scoring_s'):.2f} s/step (concurrent with the learner)"]
+    first = history[0]
+    if "startup/total_s" in first:
+        phases = ", ".join(f"{key[len('startup/'):-2].replace('_', ' ')} {value:.1f} s" for key, value in first.items()
+                           if key.startswith("startup/") and key != "startup/total_s")
+        lines.append(f"start-up        {first['startup/total_s']:.1f} s to the end of the first step: {phases}")
+    return lines
 
 
 def main(argv: list[str]) -> int:

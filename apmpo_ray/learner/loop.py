@@ -105,6 +105,7 @@ class LearnerLoop:
         self._take_weights()  # what a generator restarted before the first publication gets
         if resume_from and self.rank == 0:
             self._sync_generators(start_step)
+        self._step_started = time.monotonic()
         for step in range(start_step, self.cfg.trainer.max_steps):
             waited = time.monotonic()
             groups, all_rewards, stream_stats = self._next_batch(step)
@@ -195,11 +196,13 @@ class LearnerLoop:
         recompute = needs_proximal(cfg)
         proximal = self.policy.score(mine) if recompute else mine.behaviour_logprobs
         ref = self.policy.score(mine, reference=True) if cfg.algo.beta > 0 else None
+        recompute_s = time.monotonic() - started
         mine = mine.with_(advantages=advantages, proximal_logprobs=proximal, ref_logprobs=ref)
         metrics = self.policy.update(mine, inputs.loss, inputs.controls.select(rows, rewards.numel()),
                                      epochs=cfg.trainer.ppo_epochs, seed=cfg.trainer.seed * 100_003 + step)
         tokens = float(mine.loss_mask.sum() + mine.attention_mask.sum()) * cfg.trainer.ppo_epochs
         metrics["perf/train_tokens_per_s"] = tokens / max(time.monotonic() - started, 1e-9)
+        metrics["perf/logprob_recompute_s"] = recompute_s
         if recompute:
             gap = ((proximal - mine.behaviour_logprobs).abs() * mine.loss_mask).sum() / mine.loss_mask.sum()
             metrics["rollout/behaviour_logprob_gap"] = float(gap)
@@ -227,6 +230,12 @@ class LearnerLoop:
             metrics["perf/weight_sync_s"] = self._sync_generators(version, regroup=self._take_resync_request())
         metrics["train/version"] = float(version)
         self._maybe_evaluate(step, version, metrics)
+        now = time.monotonic()
+        metrics["perf/step_s"] = now - self._step_started
+        accounted = sum(metrics.get(k, 0.0) for k in ("perf/learner_wait_s", "perf/train_s", "perf/weight_sync_s",
+                                                      "perf/eval_s"))
+        metrics["perf/controller_s"] = max(0.0, metrics["perf/step_s"] - accounted)  # bookkeeping, RPCs, logging
+        self._step_started = now
         if self.logger is not None:
             self.logger.log_metrics(metrics, step=step)
         if self.progress is not None:

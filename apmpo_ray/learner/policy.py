@@ -5,6 +5,7 @@ A plain class (no Ray) so the update is testable in one process; the Ray Train l
 from __future__ import annotations
 
 import copy
+import time
 from typing import Optional
 
 import torch
@@ -120,17 +121,22 @@ class Policy:
         per_rank_mini = self.micro_batch * self.engine.gradient_accumulation_steps()
         generator = torch.Generator().manual_seed(seed)
         reducer = MetricReducer()
+        timing = {"perf/forward_backward_s": 0.0, "perf/optimizer_s": 0.0}  # summed over mini-batches
         for _ in range(epochs):
             order = torch.randperm(len(batch), generator=generator)
             minis = [order[start: start + per_rank_mini]
                      for start in range(0, len(batch) - per_rank_mini + 1, per_rank_mini)]
             tokens = self._global_token_counts(batch, minis)
             for mini, global_tokens in zip(minis, tokens):
+                started = time.monotonic()
                 metrics, finite = self.accumulate(batch, mini, loss, controls, global_tokens=global_tokens,
                                                   global_sequences=float(per_rank_mini * self.world_size))
-                reducer.add(metrics)
+                stepped = time.monotonic()
                 self._optimizer_step(skip=not finite)
-        return reducer.result()
+                timing["perf/forward_backward_s"] += stepped - started
+                timing["perf/optimizer_s"] += time.monotonic() - stepped
+                reducer.add(metrics)
+        return {**reducer.result(), **timing}
 
     def _global_token_counts(self, batch: TrainBatch, minis: list[torch.Tensor]) -> list[float]:
         """Loss tokens of each global mini-batch: one all-reduce per epoch, on the backend's device."""

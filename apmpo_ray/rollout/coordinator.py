@@ -54,7 +54,7 @@ class RolloutCoordinator:
         self.consumed: dict[int, str] = {}
         self.generating: dict[int, list[int]] = {}  # episode id -> its prompts, while it runs
         self.served: tuple[int, list[RolloutGroup], dict] | None = None
-        self._interval = (time.monotonic(), 0.0, 0)  # start, generator busy seconds, tokens at the last batch
+        self._interval = (time.monotonic(), 0.0, 0, 0.0)  # start, generator busy s, tokens, scoring s at the last batch
         self._episode_ids = 0
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -168,14 +168,17 @@ class RolloutCoordinator:
 
     def _interval_stats(self, groups: list[RolloutGroup], step: int) -> dict[str, float]:
         now = time.monotonic()
-        started, busy_before, tokens_before = self._interval
+        started, busy_before, tokens_before, scoring_before = self._interval
         busy = sum(lease.busy_seconds for lease in self.leases)
         tokens = sum(lease.tokens for lease in self.leases)
+        scoring = self.workflow.scoring_seconds
         wall = max(now - started, 1e-9)
         stats = {
             "rollout/staleness_mean": sum(step - g.version for g in groups) / len(groups),
             "rollout/staleness_max": float(max(step - g.version for g in groups)),
             "perf/generator_idle_frac": max(0.0, 1.0 - (busy - busy_before) / (wall * len(self.leases))),
+            "perf/generation_s": busy - busy_before,  # engine time over all generators since the last batch
+            "perf/scoring_s": scoring - scoring_before,  # waiting for the verifier pool (overlaps generation)
             "rollout/buffered_groups": float(len(self.buffer)),
             "rollout/reissued_prompts": float(self.admission.reissued),
         }
@@ -184,7 +187,7 @@ class RolloutCoordinator:
         for key in sorted({k for g in groups for k in g.stats}):
             values = [g.stats[key] for g in groups if key in g.stats]
             stats[key] = max(values) if key.endswith("_max") else sum(values) / len(values)
-        self._interval = (now, busy, tokens)
+        self._interval = (now, busy, tokens, scoring)
         return stats
 
     async def publish_version(self, version: int) -> None:

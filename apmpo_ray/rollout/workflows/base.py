@@ -85,6 +85,8 @@ class GeneratorLease:
 class RolloutWorkflow(ABC):
     """One axis of variation: the shape of a rollout (single-turn, tool use, guided)."""
 
+    scoring_seconds: float = 0.0  # time spent waiting for the verifier pool, over the workflow's life
+
     @abstractmethod
     async def arun(self, prompts: list[Prompt], generator: GeneratorLease) -> list[RolloutGroup]:
         """The scored group of every prompt, in prompt order. Each group's ``version`` is the oldest policy
@@ -94,11 +96,14 @@ class RolloutWorkflow(ABC):
         """Release what the workflow holds (tool pools); the coordinator calls it when it stops."""
 
 
-async def score_groups(score, groups: list[RolloutGroup]) -> None:
-    """Fill in every sample's reward with one verifier-pool call."""
+async def score_groups(workflow: RolloutWorkflow, groups: list[RolloutGroup]) -> None:
+    """Fill in every sample's reward with one call to the workflow's verifier pool (``workflow.score``)."""
     texts = [s.text for g in groups for s in g.samples]
     references = [g.prompt.reference for g in groups for _ in g.samples]
-    rewards = iter(await score(texts, references))
+    started = time.monotonic()
+    scores = await workflow.score(texts, references)
+    workflow.scoring_seconds += time.monotonic() - started
+    rewards = iter(scores)
     for group in groups:
         for sample in group.samples:
             sample.reward = float(next(rewards))

@@ -9,6 +9,7 @@ marked off-policy: the loss trains them through the shaped term, never through a
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 
 from ...algorithms.ampo import comprehension, needs_guidance, replacement_count, select_paths
@@ -51,12 +52,17 @@ class GuidedWorkflow(RolloutWorkflow):
         self.sampling, self.score, self.config = sampling, score, config
         self.encode_text, self.eos_id = encode_text, eos_id
         self.teachers = list(teachers)
+        self._teacher_scoring_seconds = 0.0
 
     async def close(self) -> None:
         import ray
 
         for teacher in self.teachers:
             ray.kill(teacher.actor, no_restart=True)
+
+    @property
+    def scoring_seconds(self) -> float:  # the student's samples and the teachers' solutions
+        return self.student.scoring_seconds + self._teacher_scoring_seconds
 
     async def arun(self, prompts: list[Prompt], generator: GeneratorLease) -> list[RolloutGroup]:
         groups = await self.student.arun(prompts, generator)
@@ -85,7 +91,9 @@ class GuidedWorkflow(RolloutWorkflow):
         flat = [(i, s) for i, solutions in candidates.items() for s in solutions]
         if not flat:
             return {i: [] for i in candidates}
+        started = time.monotonic()
         rewards = await self.score([s.text for _, s in flat], [prompts[i].reference for i, _ in flat])
+        self._teacher_scoring_seconds += time.monotonic() - started
         out: dict[int, list[tuple]] = {i: [] for i in candidates}
         for (i, solution), reward in zip(flat, rewards):
             if reward >= self.config.correct_reward:

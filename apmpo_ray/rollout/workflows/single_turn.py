@@ -20,5 +20,5 @@ class SingleTurnWorkflow(RolloutWorkflow):
         version, outputs = await generator.generate(requests, temperature=s.temperature, top_p=s.top_p)
         elapsed = time.monotonic() - started
         groups = [RolloutGroup(p, samples, version, elapsed) for p, samples in zip(prompts, outputs)]
-        await score_groups(self.score, groups)
+        await score_groups(self, groups)
         return groups

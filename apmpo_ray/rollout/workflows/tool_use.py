@@ -134,7 +134,7 @@ class ToolUseWorkflow(RolloutWorkflow):
                     stats[i]["branches"] += 1
         elapsed = time.monotonic() - started
         groups = [self._group(prompt, group, stats[i], elapsed) for i, (prompt, group) in enumerate(zip(prompts, paths))]
-        await score_groups(self.score, groups)
+        await score_groups(self, groups)
         return groups
 
     async def _round(self, prompts: list[Prompt], active: list[_Path], generator: GeneratorLease, rng: random.Random,
