@@ -62,9 +62,10 @@ def count_vllm_buckets(metas: list[TensorMeta], buffer_bytes: int) -> int:
     return count + (1 if filled else 0)
 
 
-def pack(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """One contiguous CPU uint8 buffer holding the raw bytes of ``tensors`` back to back."""
-    flat = [t.detach().to("cpu").contiguous().view(-1).view(torch.uint8) for t in tensors]
+def pack(tensors: list[torch.Tensor], device: torch.device | str = "cpu") -> torch.Tensor:
+    """One contiguous uint8 buffer on ``device`` holding the raw bytes of ``tensors`` back to back (CPU for
+    gloo; the tensors' own GPU for NCCL, which refuses CPU tensors)."""
+    flat = [t.detach().to(device).contiguous().view(-1).view(torch.uint8) for t in tensors]
     return torch.cat(flat) if len(flat) > 1 else flat[0].clone()
 
 
