@@ -1,6 +1,7 @@
 """Assemble and run the system: generators, verifiers, the rollout coordinator and the Ray Train learner."""
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -8,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import Config, config_to_dict
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -155,6 +158,9 @@ def train(cfg: Config, *, on_step=None, command: list[str] | None = None) -> Tra
         log_run_inputs(cfg, problems, tokenizer, uri, run_id)
     startup.mark("tracking")
     start_step = resume["step"] if resume else 0
+    if os.environ.get("RAY_ADDRESS") and not Path(cfg.trainer.output_dir).is_absolute():
+        log.warning("trainer.output_dir=%s is relative: on a cluster, checkpoints and the final model need a "
+                    "directory every node sees (docs/cluster.md, Checkpoints on a cluster)", cfg.trainer.output_dir)
     output = Path(cfg.trainer.output_dir).resolve() / run_id
     final_model_dir = str(output / "final_model")
 
