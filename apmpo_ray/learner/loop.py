@@ -315,15 +315,11 @@ class LearnerLoop:
         self.broadcaster.close()
 
     def _start_system_metrics(self, uri: str, run_id: str):
-        """MLflow's own system-metrics monitor (CPU, memory, GPU where there is one) for this process's machine."""
         if not self.cfg.tracking.system_metrics:
             return None
-        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+        from ..tracking.system_metrics import start_system_metrics
 
-        monitor = SystemMetricsMonitor(run_id, sampling_interval=5, samples_before_logging=1,
-                                       resume_logging=bool(self.cfg.trainer.resume), tracking_uri=uri)
-        monitor.start()
-        return monitor
+        return start_system_metrics(run_id, uri, resume=bool(self.cfg.trainer.resume))
 
 
 def train_loop_per_worker(config: dict) -> None:
