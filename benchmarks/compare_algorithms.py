@@ -65,6 +65,36 @@ def run_arm(arm: Arm, seed: int, steps: int, k: int, experiment: str, tracking_u
     return RunOutcome(arm.label, seed, result.run_id, result.history, time.monotonic() - started, final)
 
 
+def finished_run(arm: Arm, seed: int, steps: int, experiment: str, tracking_uri: str) -> RunOutcome | None:
+    """A finished run of this arm and seed at this step count, read back from MLflow (``--resume``)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = client.search_runs([found.experiment_id], filter_string=(
+        f"attributes.run_name = '{arm.label}-seed{seed}' and attributes.status = 'FINISHED' "
+        f"and params.`trainer.max_steps` = '{steps}'"), order_by=["attributes.start_time DESC"], max_results=1)
+    if not runs:
+        return None
+    run = runs[0]
+    rows: dict[int, dict] = {}
+    for key in run.data.metrics:
+        for m in client.get_metric_history(run.info.run_id, key):
+            rows.setdefault(m.step, {"step": m.step})[key] = m.value
+    history = [rows[step] for step in sorted(rows)]
+    benchmarks = {key.split("/")[1] for key in run.data.metrics
+                  if key.startswith("eval/") and key.endswith("/pass_at_1") and not key.startswith("eval/avg/")}
+    final = {}
+    for key in run.data.metrics:  # the last value of each benchmark's metric, averaged over benchmarks
+        parts = key.split("/")
+        if len(parts) == 3 and parts[1] in benchmarks and (parts[2].startswith("pass_at_") or parts[2] == "self_bleu"):
+            final.setdefault(f"heldout/{parts[2]}", []).append(run.data.metrics[key])
+    final = {key: statistics.mean(values) for key, values in final.items()}
+    return RunOutcome(arm.label, seed, run.info.run_id, history, (run.info.end_time - run.info.start_time) / 1e3, final)
+
+
 def bootstrap_difference(a: list[float], b: list[float], *, draws: int = 10_000, seed: int = 0) -> tuple[float, float]:
     """95 % interval of mean(a) - mean(b), resampling each side's seeds with replacement."""
     rng = random.Random(seed)
@@ -191,6 +221,8 @@ def main(argv=None) -> None:
     parser.add_argument("--smoke", action="store_true", help="apmpo and grpo, 1 seed, 4 steps, k 4")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for every run (e.g. model.tiny_recipe=small_reasoning)")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse finished runs of the same name and step count from the experiment")
     args = parser.parse_args(argv)
     if args.smoke:
         args.algorithms, args.seeds, args.steps, args.k, args.ablations = "apmpo,grpo", 1, 4, 4, False
@@ -211,12 +243,15 @@ def compare(arms: list[Arm], args, reference: str = "apmpo") -> dict[str, list[R
     outcomes: dict[str, list[RunOutcome]] = {}
     for seed in range(1, args.seeds + 1):
         for arm in arms:  # seeds outermost: an interrupted comparison still has every arm at the first seeds
-            outcome = run_arm(arm, seed, steps, args.k, experiment, uri, str(out))
+            outcome = finished_run(arm, seed, steps, experiment, uri) if args.resume else None
+            reused = outcome is not None
+            outcome = outcome or run_arm(arm, seed, steps, args.k, experiment, uri, str(out))
             outcomes.setdefault(arm.label, []).append(outcome)
-            print(f"{arm.label} seed {seed}: reward (last quarter) {outcome.last_quarter('reward/mean'):.3f}, "
+            print(f"{arm.label} seed {seed}{' (finished earlier)' if reused else ''}: reward (last quarter) {outcome.last_quarter('reward/mean'):.3f}, "
                   f"Pass@1 {outcome.final_eval.get('heldout/pass_at_1', float('nan')):.3f}, "
                   f"{outcome.wall_s:.0f} s", flush=True)
-            ray.shutdown()
+            if not reused:
+                ray.shutdown()
     text = table(outcomes, args.k, reference)
     print("\n" + text)
     (out / "table.md").write_text(text + "\n")
