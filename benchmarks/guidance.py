@@ -30,6 +30,7 @@ def main(argv=None) -> None:
     parser.add_argument("--experiment", default="guidance-tiny_ampo")
     parser.add_argument("--tracking-uri", default="")
     parser.add_argument("--out", default="benchmarks/results/guidance")
+    parser.add_argument("--resume", action="store_true", help="reuse finished runs from the experiment")
     args = parser.parse_args(argv)
     outcomes = compare(ARMS, args, reference="ampo")
     runs = outcomes["ampo"]
@@ -38,7 +39,7 @@ def main(argv=None) -> None:
         values = [statistics.mean(r[key] for r in run.history if key in r) for run in runs
                   if any(key in r for r in run.history)]
         if values:
-            print(f"{key:28} {statistics.mean(values):.3f} per group per step (mean over {len(values)} seeds)")
+            print(f"{key:28} {statistics.mean(values):.3f} (mean over steps, then over {len(values)} seeds)")
 
 
 if __name__ == "__main__":

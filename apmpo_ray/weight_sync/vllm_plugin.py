@@ -22,10 +22,26 @@ class _ExpectedMissingWeights(logging.Filter):
                     and record.args[0] in _EXPECTED_WITHOUT_WEIGHTS)
 
 
+_CPU_WORKER_LOGGER = "vllm.v1.worker.cpu_worker"
+
+
+class _SharedProcessThreads(logging.Filter):
+    """Drops the CPU worker's warning that it ignores ``torch.set_num_threads``: an in-process engine shares
+    its process with code that calls it, and the worker's own thread binding is what should hold."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`torch.set_num_threads` after the thread binding" not in str(record.msg)
+
+
+def _add_filter(logger_name: str, kind: type[logging.Filter]) -> None:
+    logger = logging.getLogger(logger_name)
+    if not any(isinstance(f, kind) for f in logger.filters):
+        logger.addFilter(kind())
+
+
 def register() -> None:
-    layerwise = logging.getLogger(_LAYERWISE_LOGGER)
-    if not any(isinstance(f, _ExpectedMissingWeights) for f in layerwise.filters):
-        layerwise.addFilter(_ExpectedMissingWeights())
+    _add_filter(_LAYERWISE_LOGGER, _ExpectedMissingWeights)
+    _add_filter(_CPU_WORKER_LOGGER, _SharedProcessThreads)
     from vllm.distributed.weight_transfer.factory import WeightTransferEngineFactory
 
     # vLLM may load plugins more than once per process, and register_engine refuses duplicates.

@@ -51,6 +51,7 @@ def test_broadcast_before_setup_is_an_error(ray_session):
 @pytest.mark.parametrize("world_size", [1, 2], ids=["never-joins", "claims-two-ranks-joins-none"])
 def test_setup_fails_within_timeout_when_a_generator_never_joins(ray_session, world_size):
     good, bad = FaultyGenerator.remote(joins=True), FaultyGenerator.remote(joins=False, world_size=world_size)
+    ray.get([good.weight_sync_world_size.remote(), bad.weight_sync_world_size.remote()])  # started: only joining is timed
     broadcaster = WeightBroadcaster([good, bad], backend="gloo", timeout_s=4)
     start = time.monotonic()
     with pytest.raises(WeightSyncError) as caught:
