@@ -1,4 +1,5 @@
-"""Rollout throughput: a GeneratorActor (vLLM) against plain ``transformers`` ``model.generate``.
+"""Rollout throughput: a GeneratorActor (vLLM, its engine in the actor's process and in two child processes)
+against plain ``transformers`` ``model.generate``.
 
 Same model, same prompts, same number of samples per prompt and token budget, sampling at temperature 1.
 Throughput counts generated tokens up to and including each sample's eos (what a rollout yields); tokens
@@ -16,6 +17,10 @@ import argparse
 import os
 import statistics
 import time
+
+
+# VLLMGenerator's in_process: vLLM's engine core and worker in the actor's process, or in two child processes
+ENGINES = {"in-process": True, "3 processes": False}
 
 
 def hf_generate(model, tokenizer, prompts: list[list[int]], n: int, max_new_tokens: int, min_new_tokens: int) -> int:
@@ -57,40 +62,48 @@ def main() -> None:
                for p in arithmetic.make_problems(args.prompts, seed=0)]
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
 
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    # room for both engines' actors; each runs alone while it is timed
+    ray.init(num_cpus=2 * args.actor_cpus, include_dashboard=False, log_to_driver=False)
     try:
-        start = time.perf_counter()
-        actor = GeneratorActor.options(num_cpus=args.actor_cpus, max_restarts=0).remote(path, seed=0, kv_cache_gib=0.5)
-        ray.get(actor.ping.remote())
-        print(f"GeneratorActor start: {time.perf_counter() - start:.1f}s; actor CPUs {args.actor_cpus}; "
-              f"transformers torch threads {torch.get_num_threads()}; {os.cpu_count()} cores")
+        actors = {}
+        for name, in_process in ENGINES.items():
+            start = time.perf_counter()
+            actors[name] = GeneratorActor.options(num_cpus=args.actor_cpus, max_restarts=0).remote(
+                path, seed=0, kv_cache_gib=0.5, in_process=in_process)
+            ray.get(actors[name].ping.remote())
+            print(f"GeneratorActor start, {name}: {time.perf_counter() - start:.1f}s")
+        print(f"actor CPUs {args.actor_cpus}; transformers torch threads {torch.get_num_threads()}; "
+              f"{os.cpu_count()} cores")
 
-        def vllm_run(max_new_tokens: int, min_new_tokens: int, seed: int) -> int:
-            groups = ray.get(actor.generate.remote(prompts, n=args.group, max_new_tokens=max_new_tokens, seed=seed,
-                                                   min_new_tokens=min_new_tokens))
+        def run(name: str, max_new_tokens: int, min_new_tokens: int, seed: int) -> int:
+            if name == "hf":
+                return hf_generate(model, tokenizer, prompts, args.group, max_new_tokens, min_new_tokens)
+            groups = ray.get(actors[name].generate.remote(prompts, n=args.group, max_new_tokens=max_new_tokens,
+                                                          seed=seed, min_new_tokens=min_new_tokens))
             return sum(len(s.response_ids) for g in groups for s in g)
 
+        names = [*ENGINES, "hf"]
         print(f"{args.prompts} prompts x G={args.group}, sampling at temperature 1")
-        print("| max:min new tokens | vLLM tok/s | HF generate tok/s | vLLM / HF | vLLM s/call | HF s/call |")
-        print("|---|---|---|---|---|---|")
+        print("| max:min new tokens | vLLM in-process tok/s | vLLM 3 processes tok/s | HF generate tok/s "
+              "| in-process / 3 processes | in-process / HF | s/call (in-process, 3 processes, HF) |")
+        print("|---|---|---|---|---|---|---|")
         for setting in args.settings:
             max_new_tokens, min_new_tokens = (int(x) for x in setting.split(":"))
-            vllm_run(max_new_tokens, min_new_tokens, seed=10_000)  # warm-up
-            hf_generate(model, tokenizer, prompts, args.group, max_new_tokens, min_new_tokens)
-            rates: dict[str, list[float]] = {"vllm": [], "hf": []}
-            secs: dict[str, list[float]] = {"vllm": [], "hf": []}
+            for name in names:  # warm-up
+                run(name, max_new_tokens, min_new_tokens, seed=10_000)
+            rates: dict[str, list[float]] = {name: [] for name in names}
+            secs: dict[str, list[float]] = {name: [] for name in names}
             for r in range(args.repeats):
-                for name in ("vllm", "hf"):
+                for name in names:
                     t0 = time.perf_counter()
-                    tokens = (vllm_run(max_new_tokens, min_new_tokens, seed=r) if name == "vllm"
-                              else hf_generate(model, tokenizer, prompts, args.group, max_new_tokens, min_new_tokens))
-                    elapsed = time.perf_counter() - t0
-                    rates[name].append(tokens / elapsed)
-                    secs[name].append(elapsed)
-            v, h = statistics.median(rates["vllm"]), statistics.median(rates["hf"])
-            print(f"| {setting} | {v:.0f} | {h:.0f} | {v / h:.2f} | {statistics.median(secs['vllm']):.3f} "
-                  f"| {statistics.median(secs['hf']):.3f} |", flush=True)
-        ray.get(actor.close.remote())
+                    tokens = run(name, max_new_tokens, min_new_tokens, seed=r)
+                    secs[name].append(time.perf_counter() - t0)
+                    rates[name].append(tokens / secs[name][-1])
+            inproc, separate, hf = (statistics.median(rates[name]) for name in names)
+            calls = ", ".join(f"{statistics.median(secs[name]):.3f}" for name in names)
+            print(f"| {setting} | {inproc:.0f} | {separate:.0f} | {hf:.0f} | {inproc / separate:.2f} | "
+                  f"{inproc / hf:.2f} | {calls} |", flush=True)
+        ray.get([actor.close.remote() for actor in actors.values()])
     finally:
         ray.shutdown()
 
