@@ -123,7 +123,9 @@ def start_generators(cfg: Config, model_path: str, name_prefix: str = "") -> lis
     return [GeneratorActor.options(name=f"{name_prefix}generator-{i}", **options).remote(
         model_path, seed=cfg.trainer.seed + i, dtype=cfg.model.dtype, kv_cache_gib=r.kv_cache_gib,
         gpu_memory_utilization=r.gpu_memory_utilization, tensor_parallel_size=r.tensor_parallel_size,
-        weight_sync_backend=cfg.trainer.weight_sync_backend) for i in range(r.num_generators)]
+        weight_sync_backend=cfg.trainer.weight_sync_backend,
+        in_process={"auto": None, "in_actor": True, "separate_processes": False}[r.engine_layout])
+        for i in range(r.num_generators)]
 
 
 def train(cfg: Config, *, on_step=None, command: list[str] | None = None) -> TrainResult:
