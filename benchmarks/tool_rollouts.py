@@ -18,12 +18,13 @@ import tempfile
 import time
 
 
-def train_once(algo: str, seed: int, steps: int, root: str) -> dict:
+def train_once(algo: str, seed: int, steps: int, root: str, tracking_uri: str) -> dict:
     from apmpo_ray.config import load_config
     from apmpo_ray.launch import train
 
     cfg = load_config("tiny_tools", [f"algo.name={algo}", f"trainer.max_steps={steps}", f"trainer.seed={seed}",
-                                     f"task.seed={seed}", f"tracking.tracking_uri=sqlite:///{root}/mlflow.db",
+                                     f"task.seed={seed}", f"tracking.tracking_uri={tracking_uri}",
+                                     "tracking.experiment=tool-rollouts-tiny_tools",
                                      f"trainer.output_dir={root}/runs", f"tracking.run_name={algo}-seed{seed}"])
     result = train(cfg)
     rows = result.history
@@ -33,11 +34,15 @@ def train_once(algo: str, seed: int, steps: int, root: str) -> dict:
         values = [r[key] for r in part if key in r]
         return statistics.mean(values) if values else float("nan")
 
-    return {"reward_first": mean("reward/mean", rows[:quarter]), "reward_last": mean("reward/mean", rows[-quarter:]),
+    out = {"reward_first": mean("reward/mean", rows[:quarter]), "reward_last": mean("reward/mean", rows[-quarter:]),
             "calls_per_trajectory": mean("tools/calls_per_trajectory"),
             "executed_per_prompt": mean("tools/executed_per_prompt"),
             "step_s": statistics.median(r["perf/learner_wait_s"] + r["perf/train_s"] for r in rows[2:]),
             "branches": mean("arpo/branches_per_prompt"), "wall_s": result.wall_seconds}
+    first_steps = ", ".join(f"{r['reward/mean']:.2f}" for r in rows[:quarter])
+    print(f"{algo} seed {seed}: reward {out['reward_first']:.3f} -> {out['reward_last']:.3f} "
+          f"(first quarter by step: {first_steps}), run {result.run_id}", flush=True)
+    return out
 
 
 def pool_throughput(calls: int, hostile_fraction: float, timeout_s: float) -> tuple[float, int]:
@@ -66,6 +71,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--hostile-timeout", type=float, default=2.0)
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--tracking-uri", default="", help="where the training runs go (default: a temporary store)")
     args = parser.parse_args()
     import ray
 
@@ -80,7 +86,8 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as root:
         for algo in ("grpo", "arpo"):
-            results[algo] = [train_once(algo, seed, args.steps, root) for seed in range(1, args.seeds + 1)]
+            uri = args.tracking_uri or f"sqlite:///{root}/mlflow.db"
+            results[algo] = [train_once(algo, seed, args.steps, root, uri) for seed in range(1, args.seeds + 1)]
     print(f"\ntiny_tools, {args.steps} steps x {args.seeds} seed(s), M = 8 trajectories per prompt (ARPO: N = 4)")
     print(f"{'':6} {'reward first->last quarter':>28} {'calls/trajectory':>17} {'executed/prompt':>16} "
           f"{'branches/prompt':>16} {'s/step':>7}")
