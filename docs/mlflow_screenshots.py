@@ -58,7 +58,8 @@ def main(argv=None) -> None:
     experiment = client.get_experiment_by_name(args.experiment)
     if experiment is None:
         raise SystemExit(f"no experiment {args.experiment!r} at {args.tracking_uri}")
-    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"], max_results=50)
+    runs = client.search_runs([experiment.experiment_id], filter_string="attributes.status = 'FINISHED'",
+                              order_by=["attributes.start_time DESC"], max_results=1)  # the run page: the newest
     if not runs:
         raise SystemExit(f"experiment {args.experiment!r} has no runs")
     out = Path(args.out)
