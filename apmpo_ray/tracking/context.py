@@ -6,6 +6,7 @@ import getpass
 import hashlib
 import sys
 import uuid
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -72,16 +73,17 @@ def problems_dataset(problems: Sequence[dict], *, name: str, source: str):
     """An ``mlflow.data`` dataset of problems (prompt, answer): name, digest and source in the UI."""
     import mlflow.data
     import pandas as pd
+    from mlflow.data.code_dataset_source import CodeDatasetSource
     from mlflow.data.dataset_source_registry import resolve_dataset_source
 
     frame = pd.DataFrame({"prompt": [str(p.get("question", p["prompt"])) for p in problems],
                           "answer": [str(p.get("answer")) for p in problems]})
     digest = hashlib.sha256("\n".join(frame["prompt"] + "\t" + frame["answer"]).encode()).hexdigest()[:8]
-    try:
-        dataset_source = resolve_dataset_source(source)
-    except Exception:  # a synthetic task or a hub name MLflow cannot resolve: record it as a code source
-        from mlflow.data.code_dataset_source import CodeDatasetSource
-
+    if Path(source).exists():
+        with warnings.catch_warnings():  # a local path matches MLflow's "" and "file" sources, both the same class
+            warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+            dataset_source = resolve_dataset_source(str(Path(source).resolve()))
+    else:  # a synthetic task or a hub name: recorded as a code source
         dataset_source = CodeDatasetSource({"source": source})
     return mlflow.data.from_pandas(frame, source=dataset_source, name=name, targets="answer", digest=digest)
 
