@@ -23,7 +23,9 @@ from pathlib import Path
 
 ABLATIONS = ["pmpo_only", "fac_only", "apmpo_linear_p", "apmpo_fss_mu", "apmpo_fss_inv_sigma",
              "apmpo_symmetric_clip", "apmpo_no_tanh"]
-CURVES = ["reward/mean", "policy/entropy", "apmpo/p", "apmpo/eps_ada", "apmpo/fss", "response/length_mean"]
+# plotted where some run logged them
+CURVES = ["reward/mean", "policy/entropy", "response/length_mean", "apmpo/p", "apmpo/eps_ada", "apmpo/fss",
+          "ampo/guided_groups_frac", "ampo/teacher_token_frac"]
 
 
 @dataclass
@@ -151,14 +153,19 @@ def plot(outcomes: dict[str, list[RunOutcome]], k: int, out: Path) -> list[Path]
     from apmpo_ray.evaluation.results import curve_points
 
     paths = []
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
-    for ax, key in zip(axes.flat, CURVES):
+    logged = [key for key in CURVES
+              if any(key in row for runs in outcomes.values() for run in runs for row in run.history)]
+    rows = (len(logged) + 2) // 3
+    fig, axes = plt.subplots(rows, 3, figsize=(15, 4 * rows), squeeze=False)
+    for ax in axes.flat[len(logged):]:
+        ax.axis("off")  # no run logged a metric for this panel
+    for ax, key in zip(axes.flat, logged):
         drawn = False
         for label, runs in outcomes.items():
             curves = [[r[key] for r in run.history if key in r] for run in runs]
             curves = [c for c in curves if c]
             if not curves:
-                continue  # the metric was not logged by this algorithm: left out, not drawn as zero
+                continue  # this algorithm does not log the metric: left out, not drawn as zero
             width = min(map(len, curves))
             mean = [statistics.mean(c[i] for c in curves) for i in range(width)]
             ax.plot(range(width), mean, label=label)
