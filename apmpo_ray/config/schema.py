@@ -37,7 +37,7 @@ class RolloutConfig:
     tensor_parallel_size: int = 1
     kv_cache_gib: float = 1.0
     # vLLM's engine core and worker in the generator actor's process, or in two child processes; auto: in the
-    # actor on CPU without tensor parallelism (starts 12 s sooner here), separate processes on GPU
+    # actor on CPU without tensor parallelism (it starts 12 s sooner here), separate processes on GPU
     engine_layout: Literal["auto", "in_actor", "separate_processes"] = "auto"
     gpu_memory_utilization: float = 0.1  # on CPU vLLM reads this as a share of host RAM
     num_verifiers: int = 1

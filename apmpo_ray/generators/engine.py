@@ -31,9 +31,9 @@ class VLLMGenerator:
 
     ``enforce_eager`` (an addition to the shared interface) defaults to eager on CPU and compiled on GPU.
     ``in_process`` runs vLLM's engine core and its one worker in this process rather than two child processes;
-    it defaults to on for a CPU engine without tensor parallelism, where it starts in 8 s instead of 20 s and
-    samples ~30 % faster (benchmarks/README.md). On GPU the separate engine-core process overlaps scheduling
-    with the model's work, which pays off there.
+    it defaults to on for a CPU engine without tensor parallelism, where it starts in 8 s instead of 20 s
+    (sampling speed is within run-to-run noise of the other layout, benchmarks/README.md). On GPU the separate
+    engine-core process overlaps scheduling with the model's work, which pays off there.
     """
 
     def __init__(self, model_path: str, *, seed: int = 0, dtype: str = "float32", max_model_len: int | None = None,
@@ -46,12 +46,11 @@ class VLLMGenerator:
 
         if in_process is None:
             in_process = not torch.cuda.is_available() and tensor_parallel_size == 1
-        engine_options = {}
-        if in_process:
-            if tensor_parallel_size != 1:
-                raise ValueError(f"an in-process engine has one worker; tensor_parallel_size is {tensor_parallel_size}")
-            os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # read when the engine is built, not at import
-            engine_options["distributed_executor_backend"] = "uni"
+        if in_process and tensor_parallel_size != 1:
+            raise ValueError(f"an in-process engine has one worker; tensor_parallel_size is {tensor_parallel_size}")
+        # read when the engine is built, not at import; said both ways, as an earlier engine here may have set it
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" if in_process else "1"
+        engine_options = {"distributed_executor_backend": "uni"} if in_process else {}
         from vllm import LLM
 
         self.model_path = str(model_path)
