@@ -88,13 +88,14 @@ def finished_run(arm: Arm, seed: int, steps: int, experiment: str, tracking_uri:
     history = [rows[step] for step in sorted(rows)]
     benchmarks = {key.split("/")[1] for key in run.data.metrics
                   if key.startswith("eval/") and key.endswith("/pass_at_1") and not key.startswith("eval/avg/")}
-    final = {}
-    for key in run.data.metrics:  # the last value of each benchmark's metric, averaged over benchmarks
+    last: dict[str, list[float]] = {}
+    for key, value in run.data.metrics.items():  # each benchmark's last value, averaged over benchmarks
         parts = key.split("/")
         if len(parts) == 3 and parts[1] in benchmarks and (parts[2].startswith("pass_at_") or parts[2] == "self_bleu"):
-            final.setdefault(f"heldout/{parts[2]}", []).append(run.data.metrics[key])
-    final = {key: statistics.mean(values) for key, values in final.items()}
-    return RunOutcome(arm.label, seed, run.info.run_id, history, (run.info.end_time - run.info.start_time) / 1e3, final)
+            last.setdefault(f"heldout/{parts[2]}", []).append(value)
+    final = {key: statistics.mean(values) for key, values in last.items()}
+    wall_s = (run.info.end_time - run.info.start_time) / 1e3
+    return RunOutcome(arm.label, seed, run.info.run_id, history, wall_s, final)
 
 
 def bootstrap_difference(a: list[float], b: list[float], *, draws: int = 10_000, seed: int = 0) -> tuple[float, float]:
@@ -254,7 +255,8 @@ def compare(arms: list[Arm], args, reference: str = "apmpo") -> dict[str, list[R
             reused = outcome is not None
             outcome = outcome or run_arm(arm, seed, steps, args.k, experiment, uri, str(out))
             outcomes.setdefault(arm.label, []).append(outcome)
-            print(f"{arm.label} seed {seed}{' (finished earlier)' if reused else ''}: reward (last quarter) {outcome.last_quarter('reward/mean'):.3f}, "
+            print(f"{arm.label} seed {seed}{' (finished earlier)' if reused else ''}: "
+                  f"reward (last quarter) {outcome.last_quarter('reward/mean'):.3f}, "
                   f"Pass@1 {outcome.final_eval.get('heldout/pass_at_1', float('nan')):.3f}, "
                   f"{outcome.wall_s:.0f} s", flush=True)
             if not reused:
