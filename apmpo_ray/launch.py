@@ -5,6 +5,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -154,7 +155,12 @@ def train(cfg: Config, *, on_step=None, command: list[str] | None = None) -> Tra
     startup.mark("ray")
     uri = tracking_uri(cfg.tracking.tracking_uri)
     cfg.tracking.tracking_uri = uri  # resolved once: learner workers run in another working directory
-    resume = plan_resume(cfg)
+    resume = plan_resume(cfg)  # a resume that cannot continue is refused before anything starts
+    launch = uuid.uuid4().hex[:8]  # names this launch's actors
+    # the slowest to start, so they start first; if setting up the MLflow run fails, they go with their handles
+    generators = start_generators(cfg, model_path, name_prefix=f"apmpo-{launch}-")
+    pool = start_verifiers(cfg)
+    startup.mark("verifiers")
     run_id = resume["run_id"] if resume else start_run(cfg, model_path, command=command)
     if not resume:
         log_run_inputs(cfg, problems, tokenizer, uri, run_id)
@@ -167,11 +173,8 @@ def train(cfg: Config, *, on_step=None, command: list[str] | None = None) -> Tra
     final_model_dir = str(output / "final_model")
 
     r, t = cfg.rollout, cfg.trainer
-    generators = start_generators(cfg, model_path, name_prefix=f"apmpo-{run_id[:8]}-")  # they start meanwhile
-    pool = start_verifiers(cfg)
-    startup.mark("verifiers")
     workflow = make_workflow(cfg, pool.score_async, tokenizer, model_path)
-    coordinator = coordinator_actor().options(name=f"apmpo-{run_id[:8]}-coordinator").remote(
+    coordinator = coordinator_actor().options(name=f"apmpo-{launch}-coordinator").remote(
         problems, encode, generators, workflow, prompts_per_step=r.prompts_per_step,
         prompts_per_call=r.prompts_per_call, max_staleness=r.max_staleness, data_seed=cfg.task.seed,
         start_step=start_step, start_version=None if resume else 0)
