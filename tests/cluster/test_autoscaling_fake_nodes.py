@@ -78,7 +78,8 @@ def cluster():
            "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled"),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     try:
-        started = subprocess.run(["ray", "start", "--head", f"--port={HEAD_PORT}", "--num-cpus=2",
+        ray_cli = Path(sys.executable).with_name("ray")  # the CLI beside this interpreter, PATH or not
+        started = subprocess.run([str(ray_cli) if ray_cli.exists() else "ray", "start", "--head", f"--port={HEAD_PORT}", "--num-cpus=2",
                                   "--disable-usage-stats", f"--autoscaling-config={config}"],
                                  env=env, capture_output=True, text=True)
         assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
