@@ -37,12 +37,9 @@ def resolve_tracking_uri(explicit: str | None = None) -> str:
     """
     import os
 
-    if explicit:
-        uri = explicit
-    elif os.environ.get("MLFLOW_TRACKING_URI"):
-        uri = os.environ["MLFLOW_TRACKING_URI"]
-    else:
-        uri = f"sqlite:///{Path('mlruns').resolve() / 'mlflow.db'}"  # training's default (tracking.run.tracking_uri)
+    from .run import default_store_uri
+
+    uri = explicit or os.environ.get("MLFLOW_TRACKING_URI") or default_store_uri(create=False)  # a reader creates nothing
     parsed = urlparse(uri)
     if parsed.scheme == "sqlite" and uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         return "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())

@@ -20,11 +20,14 @@ def tracking_uri(configured: str = "") -> str:
     MLflow 3 refuses plain file stores by default; a SQLite file is its supported local store. The path is
     made absolute so learner workers, whose working directory differs, log to the same place.
     """
-    uri = configured or os.environ.get("MLFLOW_TRACKING_URI", "")
-    if uri:
-        return uri
+    return configured or os.environ.get("MLFLOW_TRACKING_URI", "") or default_store_uri()
+
+
+def default_store_uri(create: bool = True) -> str:
+    """``sqlite:///<cwd>/mlruns/mlflow.db``: where training writes and readers look when told nothing."""
     root = Path("mlruns").resolve()
-    root.mkdir(parents=True, exist_ok=True)
+    if create:
+        root.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{root / 'mlflow.db'}"
 
 
