@@ -39,7 +39,8 @@ def resolve_tracking_uri(explicit: str | None = None) -> str:
 
     from .run import default_store_uri
 
-    uri = explicit or os.environ.get("MLFLOW_TRACKING_URI") or default_store_uri(create=False)  # a reader creates nothing
+    # a reader creates nothing
+    uri = explicit or os.environ.get("MLFLOW_TRACKING_URI") or default_store_uri(create=False)
     parsed = urlparse(uri)
     if parsed.scheme == "sqlite" and uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         return "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
