@@ -58,8 +58,8 @@ def start_teachers(cfg) -> list[OnlineTeacher]:
 
     teachers = []
     for t in cfg.teachers:
-        actor = GeneratorActor.options(name=f"teacher-{t.name}-{uuid.uuid4().hex[:6]}", num_cpus=t.num_cpus, num_gpus=t.num_gpus,
-                                       max_restarts=-1, max_task_retries=-1).remote(
+        actor = GeneratorActor.options(name=f"teacher-{t.name}-{uuid.uuid4().hex[:6]}", num_cpus=t.num_cpus,
+                                       num_gpus=t.num_gpus, max_restarts=-1, max_task_retries=-1).remote(
             teacher_model_path(t), seed=cfg.trainer.seed, dtype=t.dtype, kv_cache_gib=cfg.rollout.kv_cache_gib,
             gpu_memory_utilization=cfg.rollout.gpu_memory_utilization)
         teachers.append(OnlineTeacher(t.name, actor, samples=t.samples, temperature=t.temperature,

@@ -14,6 +14,25 @@ from dataclasses import dataclass
 from ..types import Prompt, RolloutGroup
 
 
+class TimedScore:
+    """The verifier pool's ``score`` with the seconds spent waiting for it, over every call of every workflow
+    that shares it (the coordinator's ``perf/scoring_s``)."""
+
+    def __init__(self, score):
+        self._score, self.seconds = score, 0.0
+
+    async def __call__(self, texts: list[str], references: list) -> list[float]:
+        started = time.monotonic()
+        try:
+            return await self._score(texts, references)
+        finally:
+            self.seconds += time.monotonic() - started
+
+    @classmethod
+    def of(cls, score) -> "TimedScore":
+        return score if isinstance(score, cls) else cls(score)
+
+
 @dataclass
 class SamplingSettings:
     group_size: int
@@ -83,9 +102,14 @@ class GeneratorLease:
 
 
 class RolloutWorkflow(ABC):
-    """One axis of variation: the shape of a rollout (single-turn, tool use, guided)."""
+    """One axis of variation: the shape of a rollout (single-turn, tool use, guided). A workflow keeps the
+    verifier pool's score as ``self.score``, a :class:`TimedScore`."""
 
-    scoring_seconds: float = 0.0  # time spent waiting for the verifier pool, over the workflow's life
+    score: TimedScore
+
+    @property
+    def scoring_seconds(self) -> float:
+        return self.score.seconds
 
     @abstractmethod
     async def arun(self, prompts: list[Prompt], generator: GeneratorLease) -> list[RolloutGroup]:
@@ -96,14 +120,11 @@ class RolloutWorkflow(ABC):
         """Release what the workflow holds (tool pools); the coordinator calls it when it stops."""
 
 
-async def score_groups(workflow: RolloutWorkflow, groups: list[RolloutGroup]) -> None:
-    """Fill in every sample's reward with one call to the workflow's verifier pool (``workflow.score``)."""
+async def score_groups(score, groups: list[RolloutGroup]) -> None:
+    """Fill in every sample's reward with one verifier-pool call."""
     texts = [s.text for g in groups for s in g.samples]
     references = [g.prompt.reference for g in groups for _ in g.samples]
-    started = time.monotonic()
-    scores = await workflow.score(texts, references)
-    workflow.scoring_seconds += time.monotonic() - started
-    rewards = iter(scores)
+    rewards = iter(await score(texts, references))
     for group in groups:
         for sample in group.samples:
             sample.reward = float(next(rewards))

@@ -9,13 +9,12 @@ marked off-policy: the loss trains them through the shaped term, never through a
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import dataclass
 
 from ...algorithms.ampo import comprehension, needs_guidance, replacement_count, select_paths
 from ...config.guidance import AmpoConfig
 from ..types import GenerationRequest, Prompt, RolloutGroup, Sample, TeacherSolution
-from .base import GeneratorLease, RolloutWorkflow, SamplingSettings
+from .base import GeneratorLease, RolloutWorkflow, SamplingSettings, TimedScore
 from .single_turn import SingleTurnWorkflow
 
 
@@ -48,21 +47,16 @@ def reasoning_and_gold(text: str, gold: str, config: AmpoConfig) -> tuple[str, s
 class GuidedWorkflow(RolloutWorkflow):
     def __init__(self, sampling: SamplingSettings, score, config: AmpoConfig, encode_text, eos_id: int, *,
                  teachers: list[OnlineTeacher] = ()):
-        self.student = SingleTurnWorkflow(sampling, score)
-        self.sampling, self.score, self.config = sampling, score, config
+        self.sampling, self.score, self.config = sampling, TimedScore.of(score), config
+        self.student = SingleTurnWorkflow(sampling, self.score)  # one score, so one scoring clock
         self.encode_text, self.eos_id = encode_text, eos_id
         self.teachers = list(teachers)
-        self._teacher_scoring_seconds = 0.0
 
     async def close(self) -> None:
         import ray
 
         for teacher in self.teachers:
             ray.kill(teacher.actor, no_restart=True)
-
-    @property
-    def scoring_seconds(self) -> float:  # the student's samples and the teachers' solutions
-        return self.student.scoring_seconds + self._teacher_scoring_seconds
 
     async def arun(self, prompts: list[Prompt], generator: GeneratorLease) -> list[RolloutGroup]:
         groups = await self.student.arun(prompts, generator)
@@ -91,9 +85,7 @@ class GuidedWorkflow(RolloutWorkflow):
         flat = [(i, s) for i, solutions in candidates.items() for s in solutions]
         if not flat:
             return {i: [] for i in candidates}
-        started = time.monotonic()
         rewards = await self.score([s.text for _, s in flat], [prompts[i].reference for i, _ in flat])
-        self._teacher_scoring_seconds += time.monotonic() - started
         out: dict[int, list[tuple]] = {i: [] for i in candidates}
         for (i, solution), reward in zip(flat, rewards):
             if reward >= self.config.correct_reward:

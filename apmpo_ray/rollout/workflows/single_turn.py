@@ -4,12 +4,12 @@ from __future__ import annotations
 import time
 
 from ..types import GenerationRequest, Prompt, RolloutGroup
-from .base import GeneratorLease, RolloutWorkflow, SamplingSettings, score_groups
+from .base import GeneratorLease, RolloutWorkflow, SamplingSettings, TimedScore, score_groups
 
 
 class SingleTurnWorkflow(RolloutWorkflow):
     def __init__(self, sampling: SamplingSettings, score):
-        self.sampling, self.score = sampling, score
+        self.sampling, self.score = sampling, TimedScore.of(score)
 
     async def arun(self, prompts: list[Prompt], generator: GeneratorLease) -> list[RolloutGroup]:
         s = self.sampling
@@ -20,5 +20,5 @@ class SingleTurnWorkflow(RolloutWorkflow):
         version, outputs = await generator.generate(requests, temperature=s.temperature, top_p=s.top_p)
         elapsed = time.monotonic() - started
         groups = [RolloutGroup(p, samples, version, elapsed) for p, samples in zip(prompts, outputs)]
-        await score_groups(self, groups)
+        await score_groups(self.score, groups)
         return groups

@@ -23,7 +23,7 @@ from typing import Optional
 from ...algorithms.arpo import normalized_entropy, should_branch
 from ...config.agents import ArpoConfig
 from ..types import GenerationRequest, Prompt, RolloutGroup, Sample
-from .base import GeneratorLease, RolloutWorkflow, SamplingSettings, score_groups
+from .base import GeneratorLease, RolloutWorkflow, SamplingSettings, TimedScore, score_groups
 
 RESULT_OPEN, RESULT_CLOSE = "<result>", "</result>"
 
@@ -91,7 +91,8 @@ class ToolCallParser:
 class ToolUseWorkflow(RolloutWorkflow):
     def __init__(self, sampling: SamplingSettings, score, tools: dict, encode_text, *, max_tool_calls: int = 3,
                  vocab_size: int = 0, branching: Optional[ArpoConfig] = None, max_context: int = 0):
-        self.sampling, self.score, self.tools, self.encode_text = sampling, score, tools, encode_text
+        self.sampling, self.score = sampling, TimedScore.of(score)
+        self.tools, self.encode_text = tools, encode_text
         self.parser = ToolCallParser(tuple(tools))
         self.max_tool_calls = max_tool_calls
         self.vocab_size = vocab_size
@@ -134,7 +135,7 @@ class ToolUseWorkflow(RolloutWorkflow):
                     stats[i]["branches"] += 1
         elapsed = time.monotonic() - started
         groups = [self._group(prompt, group, stats[i], elapsed) for i, (prompt, group) in enumerate(zip(prompts, paths))]
-        await score_groups(self, groups)
+        await score_groups(self.score, groups)
         return groups
 
     async def _round(self, prompts: list[Prompt], active: list[_Path], generator: GeneratorLease, rng: random.Random,
