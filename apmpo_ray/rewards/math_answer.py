@@ -14,6 +14,7 @@ thread math-verify's alarm stays on (5 s) as an in-process line of defence for d
 """
 from __future__ import annotations
 
+import functools
 import re
 import threading
 
@@ -90,6 +91,7 @@ def _alarm_timeout() -> int | None:
     return ALARM_TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
 
 
+@functools.lru_cache(maxsize=1)
 def _prediction_config():
     """math-verify's own extraction: LaTeX first (a ``\\boxed{}`` before anything else, every box of the answer
     kept, ``$…$`` and display math too), then plain expressions (a bare number or formula)."""
@@ -101,28 +103,24 @@ def _prediction_config():
     return [LatexExtractionConfig(boxed_match_priority=0, normalization_config=normalization), ExprExtractionConfig()]
 
 
-_PREDICTION_CONFIG = None
 # The final answer is at the end: math-verify reads this much of a response's tail.
 RESPONSE_TAIL_CHARS = 4000
 
 
 def score(response: str, reference) -> float:
     """1.0 if the response's final answer is mathematically equal to ``reference``, else 0.0."""
-    global _PREDICTION_CONFIG
     if not isinstance(response, str):
         raise TypeError(f"math reward: the response must be a string, got {type(response).__name__}")
     gold_text = _reference_text(reference)
     boxed = last_boxed(response)
     if boxed is not None and len(boxed) > MAX_ANSWER_CHARS:
         return 0.0  # runaway text, not an answer: not worth parsing
-    if _PREDICTION_CONFIG is None:
-        _PREDICTION_CONFIG = _prediction_config()
     timeout = _alarm_timeout()
     # Wrapping in \boxed{} makes math-verify take the whole reference as one expression.
     gold = parse(f"\\boxed{{{gold_text}}}", parsing_timeout=timeout)
     if not gold:
         raise ValueError(f"math reward: math-verify cannot parse the reference {gold_text!r}")
-    pred = parse(response[-RESPONSE_TAIL_CHARS:], extraction_config=_PREDICTION_CONFIG, parsing_timeout=timeout)
+    pred = parse(response[-RESPONSE_TAIL_CHARS:], extraction_config=_prediction_config(), parsing_timeout=timeout)
     if not pred:
         return 0.0
     return 1.0 if verify(gold, pred, timeout_seconds=timeout) else 0.0
