@@ -4,21 +4,20 @@ custom `generator` / `learner` resources are kept, scaled down). A short jobs/tr
 placement (generators on generator nodes, the learner on learner nodes) makes each group scale up from zero,
 and both scale back down after the idle timeout.
 
-The cluster lives in its own Ray temp directory and is stopped by killing only the processes that name that
-directory: `ray stop` would kill every Ray process on the machine.
+The cluster lives in its own Ray temp directory and its own process session, and is stopped by killing only that
+session's processes (tests/process_sessions.py).
 """
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 import yaml
+from process_sessions import kill_session
 
 ROOT = Path(__file__).resolve().parents[2]
 IDLE_TIMEOUT_MIN = 0.2
@@ -47,24 +46,6 @@ def fake_cluster_config() -> dict:
             "file_mounts": {}, "file_mounts_sync_continuously": False}
 
 
-def stop_processes_naming(directory: str) -> None:
-    victims = []
-    for proc in psutil.process_iter(["cmdline"]):
-        try:
-            if proc.pid != os.getpid() and any(directory in arg for arg in proc.info["cmdline"] or ()):
-                victims.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    for proc in victims:
-        try:
-            proc.send_signal(signal.SIGTERM)
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(victims, timeout=10)
-    for proc in alive:
-        proc.kill()
-
-
 @pytest.fixture(scope="module")
 def cluster():
     import ray
@@ -77,18 +58,24 @@ def cluster():
            # as this process runs (Ray reads the mode at import); a token left in ~/.ray must not switch it on
            "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled"),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    sid = None
     try:
         ray_cli = Path(sys.executable).with_name("ray")  # the CLI beside this interpreter, PATH or not
-        started = subprocess.run([str(ray_cli) if ray_cli.exists() else "ray", "start", "--head", f"--port={HEAD_PORT}", "--num-cpus=2",
-                                  "--disable-usage-stats", f"--autoscaling-config={config}"],
-                                 env=env, capture_output=True, text=True)
-        assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
+        started = subprocess.Popen([str(ray_cli) if ray_cli.exists() else "ray", "start", "--head",
+                                    f"--port={HEAD_PORT}", "--num-cpus=2", "--disable-usage-stats",
+                                    f"--autoscaling-config={config}"],
+                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   start_new_session=True)
+        sid = started.pid
+        out, _ = started.communicate(timeout=180)
+        assert started.returncode == 0, out[-4000:]
         address = f"{ray.util.get_node_ip_address()}:{HEAD_PORT}"
         ray.init(address=address)
         yield address, env
     finally:
         ray.shutdown()
-        stop_processes_naming(temp)
+        if sid is not None:
+            kill_session(sid)
 
 
 def alive_roles() -> set[str]:
