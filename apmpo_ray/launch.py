@@ -102,8 +102,10 @@ def start_verifiers(cfg: Config):
 
 
 def learner_resources(cfg: Config) -> dict[str, float]:
-    t = cfg.trainer
-    resources = {"CPU": t.cpus_per_worker}
+    """One learner worker's reservation; a colocated worker also holds its engine's CPUs."""
+    t, r = cfg.trainer, cfg.rollout
+    cpus = t.cpus_per_worker + (r.generator_num_cpus if r.placement == "colocated" else 0)
+    resources = {"CPU": cpus}
     if t.use_gpu:
         resources["GPU"] = 1
     if t.learner_resource:
@@ -112,9 +114,14 @@ def learner_resources(cfg: Config) -> dict[str, float]:
 
 
 def start_generators(cfg: Config, model_path: str, name_prefix: str = "") -> list:
+    """The generator actors; in colocated placement, the mailboxes of the engines the learner workers host."""
     from .generators.actor import GeneratorActor
 
     r = cfg.rollout
+    if r.placement == "colocated":
+        from .generators.colocated import mailbox_actor
+
+        return [mailbox_actor().options(name=f"{name_prefix}generator-{i}").remote() for i in range(r.num_generators)]
     options = dict(num_cpus=r.generator_num_cpus, num_gpus=r.generator_num_gpus * r.tensor_parallel_size,
                    max_restarts=-1, max_task_retries=0)
     if r.generator_resource:

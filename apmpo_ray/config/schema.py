@@ -30,6 +30,9 @@ class RolloutConfig:
     # Policy versions a consumed group may lag behind the learner: 0 is synchronous on-policy.
     max_staleness: int = 0
     prompts_per_call: int = 8  # prompts per generate call; a weight swap waits at most one call
+    # separate: generators are actors of their own, sent new weights over a process group (NCCL/gloo);
+    # colocated: each learner worker hosts one engine on its own device or cores, and the two take turns
+    placement: Literal["separate", "colocated"] = "separate"
     num_generators: int = 1
     generator_num_cpus: float = 1.0
     generator_num_gpus: float = 0.0
@@ -154,6 +157,13 @@ class Config:
         names = [t.name for t in self.teachers]
         if len(set(names)) != len(names):
             raise ConfigError(f"teachers: names must be unique, got {names}")
+        if r.placement == "colocated" and r.num_generators != t.num_workers:
+            raise ConfigError(f"rollout.placement=colocated runs one engine in each learner worker: "
+                              f"rollout.num_generators ({r.num_generators}) must equal trainer.num_workers "
+                              f"({t.num_workers})")
+        if r.placement == "colocated" and r.tensor_parallel_size != 1:
+            raise ConfigError("rollout.placement=colocated runs an engine on its learner worker's one device: "
+                              f"rollout.tensor_parallel_size must be 1, got {r.tensor_parallel_size}")
         if r.max_tool_calls < 0:
             raise ConfigError(f"rollout.max_tool_calls must be >= 0, got {r.max_tool_calls}")
         self.algo.resolve_correction(r.max_staleness)

@@ -34,16 +34,23 @@ class VLLMGenerator:
     it defaults to on for a CPU engine without tensor parallelism, where it starts in 8 s instead of 20 s
     (sampling speed is within run-to-run noise of the other layout, benchmarks/README.md). On GPU the separate
     engine-core process overlaps scheduling with the model's work, which pays off there.
+
+    ``colocated`` is for an engine inside a learner worker (``rollout.placement: colocated``): in process, on
+    the worker's torch.distributed world (vLLM's external launcher, one engine per rank), without a
+    weight-transfer group (the learner hands its tensors to :meth:`load_weights`), and on GPU with sleep mode,
+    so the KV cache is released while the learner trains.
     """
 
     def __init__(self, model_path: str, *, seed: int = 0, dtype: str = "float32", max_model_len: int | None = None,
                  kv_cache_gib: float = 0.5, gpu_memory_utilization: float = 0.1, tensor_parallel_size: int = 1,
                  weight_sync_backend: str = "auto", enforce_eager: bool | None = None,
-                 in_process: bool | None = None) -> None:
+                 in_process: bool | None = None, colocated: bool = False) -> None:
         import os
 
         import torch
 
+        if colocated:
+            in_process = True
         if in_process is None:
             in_process = not torch.cuda.is_available() and tensor_parallel_size == 1
         if in_process and tensor_parallel_size != 1:
@@ -51,12 +58,17 @@ class VLLMGenerator:
         # read when the engine is built, not at import; said both ways, as an earlier engine here may have set it
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" if in_process else "1"
         engine_options = {"distributed_executor_backend": "uni"} if in_process else {}
+        if colocated:
+            self.sleep_mode = torch.cuda.is_available()  # vLLM's CPU backend has no sleep mode
+            engine_options = {"distributed_executor_backend": "external_launcher", "enable_sleep_mode": self.sleep_mode}
+        else:
+            self.sleep_mode = False
+            engine_options["weight_transfer_config"] = {"backend": _resolve_weight_sync_backend(weight_sync_backend)}
         from vllm import LLM
 
         self.model_path = str(model_path)
         self.version = 0
         self.tensor_parallel_size = tensor_parallel_size
-        self.weight_sync_backend = _resolve_weight_sync_backend(weight_sync_backend)
         # On CPU an explicit KV-cache size: vLLM otherwise reserves a fraction of *host* RAM, which fails on
         # small machines (a VLLM_CPU_KVCACHE_SPACE in the environment still overrides it). On GPU the
         # fraction of device memory sizes it, as usual.
@@ -70,7 +82,6 @@ class VLLMGenerator:
             kv_cache_memory_bytes=kv_cache_bytes,
             tensor_parallel_size=tensor_parallel_size,
             logprobs_mode="processed_logprobs",
-            weight_transfer_config={"backend": self.weight_sync_backend},
             # branches and later turns of a trajectory continue a prefix the engine has already computed
             enable_prefix_caching=True,
             enforce_eager=self._default_eager() if enforce_eager is None else enforce_eager,
@@ -81,6 +92,7 @@ class VLLMGenerator:
         self.max_model_len = self._llm.llm_engine.model_config.max_model_len
         self._sync_initialized = False
         self._incomplete_update: int | None = None  # version of an update that failed part-way
+        self._asleep = False
 
     @staticmethod
     def _default_eager() -> bool:
@@ -112,6 +124,7 @@ class VLLMGenerator:
         from vllm.inputs import TokensPrompt
 
         self._check_weights()
+        self.wake_up()
         for r in requests:
             if r.n < 1 or r.max_tokens < 1:
                 raise ValueError(f"n and max_tokens must be at least 1, got {r.n} and {r.max_tokens}")
@@ -153,6 +166,7 @@ class VLLMGenerator:
         from vllm.inputs import TokensPrompt
 
         self._check_weights()
+        self.wake_up()
         sequences = []
         for context, continuation in pairs:
             ids = list(context) + list(continuation)
@@ -201,6 +215,29 @@ class VLLMGenerator:
         self._incomplete_update = None
         self.version = version
         return version
+
+    def load_weights(self, named_tensors, version: int) -> int:
+        """Loads tensors handed over in this process (a colocated learner's parameters) as ``version``."""
+        from ..weight_sync.reload import reload_weights
+
+        self.wake_up()
+        self._incomplete_update = version
+        self._llm.collective_rpc(reload_weights, args=(list(named_tensors),))
+        self._llm.reset_prefix_cache()
+        self._incomplete_update = None
+        self.version = version
+        return version
+
+    def sleep(self) -> None:
+        """Frees the KV cache and offloads the weights (GPU sleep mode) while a colocated learner trains."""
+        if self.sleep_mode and not self._asleep:
+            self._llm.sleep(level=1)
+            self._asleep = True
+
+    def wake_up(self) -> None:
+        if self._asleep:
+            self._llm.wake_up()
+            self._asleep = False
 
     def _check_weights(self) -> None:
         if self._incomplete_update is not None:

@@ -72,6 +72,9 @@ class LearnerLoop:
         self.run_id = run_id
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
         torch.manual_seed(cfg.trainer.seed)
+        # colocated: this worker hosts a generator's engine (built before DeepSpeed: on CPU the engine binds
+        # the process's compute threads to this worker's cores, which training then shares)
+        self.colocated = self._host_engine(model_path) if cfg.rollout.placement == "colocated" else None
         self.policy = Policy(model_path, cfg.trainer, cfg.algo, temperature=cfg.rollout.temperature,
                              world_size=world_size,
                              sequences_per_step=cfg.rollout.prompts_per_step * cfg.rollout.group_size)
@@ -83,7 +86,7 @@ class LearnerLoop:
         self.progress = progress  # a Ray queue the driver reads each step's record from (rank 0 writes)
         self._weights = None
         self._system_metrics = None
-        if rank == 0:
+        if rank == 0 and self.colocated is None:
             self._resync_request = coordinator.wait_for_resync_request.remote()
             from ..weight_sync import WeightBroadcaster
 
@@ -91,6 +94,7 @@ class LearnerLoop:
             self.broadcaster = WeightBroadcaster(generators, backend=t.weight_sync_backend,
                                                  bucket_mb=t.weight_sync_bucket_mb, timeout_s=t.weight_sync_timeout_s)
             self.broadcaster.setup()
+        if rank == 0:
             if run_id:
                 from ..tracking import RunLogger
 
@@ -103,7 +107,7 @@ class LearnerLoop:
         if resume_from:
             self._restore(resume_from)
         self._take_weights()  # what a generator restarted before the first publication gets
-        if resume_from and self.rank == 0:
+        if resume_from and self._syncs_here:
             self._sync_generators(start_step)
         self._step_started = time.monotonic()
         for step in range(start_step, self.cfg.trainer.max_steps):
@@ -124,13 +128,31 @@ class LearnerLoop:
                 self.save_checkpoint(step + 1)
         self.finish()
 
+    @property
+    def _syncs_here(self) -> bool:
+        """Whether this worker hands out weights: rank 0 broadcasts, a colocated worker loads its own engine."""
+        return self.rank == 0 or self.colocated is not None
+
+    def _host_engine(self, model_path: str):
+        from ..generators.colocated import ColocatedEngine
+        from ..generators.engine import VLLMGenerator
+
+        r = self.cfg.rollout
+        engine = VLLMGenerator(model_path, seed=self.cfg.trainer.seed + self.rank, dtype=self.cfg.model.dtype,
+                               kv_cache_gib=r.kv_cache_gib, gpu_memory_utilization=r.gpu_memory_utilization,
+                               colocated=True)
+        return ColocatedEngine(engine, self.generators[self.rank])
+
     def _next_batch(self, step: int):
-        """Step ``step``'s batch; meanwhile rank 0 resyncs any generator Ray restarted, which could
-        otherwise never produce the batch."""
+        """Step ``step``'s batch; meanwhile a colocated worker serves its engine's calls, and rank 0 resyncs
+        any generator Ray restarted, which could otherwise never produce the batch."""
         import ray
 
         ref = self.coordinator.get_batch.remote(step, self.rank, self.world_size)
-        if self.rank == 0:
+        if self.colocated is not None:
+            self.colocated.serve_until(ref)
+            self.colocated.sleep()  # the learner's turn on the device
+        elif self.rank == 0:
             while ray.wait([ref, self._resync_request], num_returns=1)[0] == [self._resync_request]:
                 self._resync_request = self.coordinator.wait_for_resync_request.remote()
                 self._sync_generators(step, regroup=True)
@@ -221,13 +243,14 @@ class LearnerLoop:
 
         version = step + 1
         sync = version % self.cfg.trainer.weight_sync_every == 0
+        sync_s = 0.0
         if sync:
             self._take_weights()  # collective under ZeRO-3: every rank
+            if self._syncs_here:
+                sync_s = self._sync_generators(version, regroup=self.colocated is None and self._take_resync_request())
         if self.rank != 0:
             return
-        metrics["perf/weight_sync_s"] = 0.0
-        if sync:
-            metrics["perf/weight_sync_s"] = self._sync_generators(version, regroup=self._take_resync_request())
+        metrics["perf/weight_sync_s"] = sync_s
         metrics["train/version"] = float(version)
         self._maybe_evaluate(step, version, metrics)
         now = time.monotonic()
@@ -243,18 +266,24 @@ class LearnerLoop:
         self.latest_eval = {}
 
     def _take_weights(self) -> None:
-        """The weights the generators get next (rank 0 keeps them; every rank calls). Restart resyncs and
-        retries reuse them, so rank 0 never enters a ZeRO-3 gather alone."""
-        self._weights = self.policy.full_weights()
+        """The weights the generators get next (rank 0 keeps them, or each colocated worker; every rank
+        calls). Restart resyncs and retries reuse them, so rank 0 never enters a ZeRO-3 gather alone."""
+        self._weights = self.policy.full_weights(every_rank=self.colocated is not None)
 
     def _sync_generators(self, version: int, regroup: bool = False) -> float:
-        """Broadcast ``version`` and publish it. A generator that Ray restarted lost its place in the group
-        (and holds the initial weights): form the group again and re-send, once."""
+        """Broadcast ``version`` (or load it into this worker's colocated engine) and publish it (rank 0). A
+        generator that Ray restarted lost its place in the group (and holds the initial weights): form the
+        group again and re-send, once."""
         import ray
 
         from ..weight_sync import WeightSyncError
 
         started = time.monotonic()
+        if self.colocated is not None:
+            self.colocated.load_weights(self._weights, version)
+            if self.rank == 0:
+                ray.get(self.coordinator.publish_version.remote(version))
+            return time.monotonic() - started
         if regroup:
             log.warning("a generator was restarted: forming the weight-sync group again")
             self._wait_for_generators()
@@ -291,14 +320,16 @@ class LearnerLoop:
         if not should_evaluate(self.cfg, version) or version % self.cfg.trainer.weight_sync_every:
             return
         started = time.monotonic()
-        results = run_periodic_eval(self.cfg, actor_generate_fn(self.generators[0]), self.tokenizer, step,
-                                    run_id=self.run_id)
+        generate = self.colocated.generator.generate if self.colocated else actor_generate_fn(self.generators[0])
+        results = run_periodic_eval(self.cfg, generate, self.tokenizer, step, run_id=self.run_id)
         # already logged to MLflow by run_periodic_eval; the driver's summary reads the mean over benchmarks here
         self.latest_eval = {f"heldout/{k}": v for k, v in results.headline().items()}
         metrics["perf/eval_s"] = time.monotonic() - started
 
     def finish(self) -> None:
         weights = self.policy.full_weights() if self.final_model_dir else None  # every rank (ZeRO-3)
+        if self.colocated is not None:
+            self.colocated.close()
         if self.rank != 0:
             return
         if self.final_model_dir:
@@ -312,7 +343,8 @@ class LearnerLoop:
                                  step=self.cfg.trainer.max_steps - 1, register_as=self.cfg.tracking.register_model)
         if self._system_metrics is not None:
             self._system_metrics.finish()
-        self.broadcaster.close()
+        if self.broadcaster is not None:
+            self.broadcaster.close()
 
     def _start_system_metrics(self, uri: str, run_id: str):
         if not self.cfg.tracking.system_metrics:

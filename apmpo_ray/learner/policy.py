@@ -211,24 +211,24 @@ class Policy:
                 group["lr"] = lr
         self.skipped_updates += 1
 
-    def full_weights(self) -> Optional[list[tuple[str, torch.Tensor]]]:
-        """Every parameter by Hugging Face name, on rank 0 (None on the others).
+    def full_weights(self, every_rank: bool = False) -> Optional[list[tuple[str, torch.Tensor]]]:
+        """Every parameter by Hugging Face name, on rank 0 (None on the others), or on ``every_rank``.
 
         Under ZeRO-3 the parameters are partitioned and gathering them is collective: *every* rank must call
-        this at the same point, and rank 0 gets copies. Under ZeRO-0/1/2 no rank needs to take part and
-        rank 0 gets the live tensors (valid until the next optimizer step).
+        this at the same point, and the receiving ranks get copies. Under ZeRO-0/1/2 no rank needs to take
+        part and they get the live tensors (valid until the next optimizer step).
         """
-        rank0 = not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
+        wanted = every_rank or not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
         if self.trainer.zero_stage != 3:
-            return [(name, p.data.detach()) for name, p in self.engine.module.named_parameters()] if rank0 else None
+            return [(name, p.data.detach()) for name, p in self.engine.module.named_parameters()] if wanted else None
         import deepspeed
 
         out = []
         for name, param in self.engine.module.named_parameters():
             with deepspeed.zero.GatheredParameters([param]):
-                if rank0:
+                if wanted:
                     out.append((name, param.data.detach().clone()))
-        return out if rank0 else None
+        return out if wanted else None
 
     def save_checkpoint(self, directory: str) -> None:
         """Model, optimizer and scheduler state of this rank (collective: every rank calls it)."""

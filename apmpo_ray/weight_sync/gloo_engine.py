@@ -18,7 +18,7 @@ from vllm.distributed.weight_transfer.base import (
     WeightTransferUpdateInfo,
 )
 
-from . import buckets, gloo_group
+from . import buckets, gloo_group, reload
 
 log = logging.getLogger(__name__)
 
@@ -57,30 +57,6 @@ def group_rank(parallel_config: Any, rank_offset: int) -> int:
     return rank_offset + worker_rank
 
 
-def refresh_tied_embedding_copies(model: torch.nn.Module) -> None:
-    """Rebuilds the derived copies of tied embedding weights after a reload.
-
-    On CPU, vLLM prepacks each embedding/LM-head weight into a kernel-specific copy when weights are
-    processed. With tied embeddings (``lm_head.weight is embed_tokens.weight``) layerwise reload processes
-    only the layer the weights were loaded into, so the LM head would keep sampling with the *old* packed
-    copy. Re-running the unquantized embedding processing is idempotent (it rebuilds from ``weight``).
-    """
-    from vllm.model_executor.layers.vocab_parallel_embedding import UnquantizedEmbeddingMethod
-
-    holders: dict[int, list[torch.nn.Module]] = {}
-    for module in model.modules():
-        for param in module._parameters.values():
-            if param is not None:
-                holders.setdefault(id(param), []).append(module)
-    for modules in holders.values():
-        if len(modules) < 2:
-            continue
-        for module in modules:
-            method = getattr(module, "quant_method", None)
-            if isinstance(method, UnquantizedEmbeddingMethod):
-                method.process_weights_after_loading(module)
-
-
 class GlooWeightTransferEngine(WeightTransferEngine[GlooWeightTransferInitInfo, GlooWeightTransferUpdateInfo]):
     init_info_cls = GlooWeightTransferInitInfo
     update_info_cls = GlooWeightTransferUpdateInfo
@@ -99,15 +75,10 @@ class GlooWeightTransferEngine(WeightTransferEngine[GlooWeightTransferInitInfo, 
                                            world_size=init_info.world_size, timeout_s=init_info.timeout_s)
 
     def start_weight_update(self) -> None:
-        from vllm.model_executor.model_loader.reload import initialize_layerwise_reload
-
-        initialize_layerwise_reload(self.model)
+        reload.start_reload(self.model)
 
     def finish_weight_update(self) -> None:
-        from vllm.model_executor.model_loader.reload import finalize_layerwise_reload
-
-        finalize_layerwise_reload(self.model, self.model_config)
-        refresh_tied_embedding_copies(self.model)
+        reload.finish_reload(self.model, self.model_config)
 
     def update_weights(self, update_info: dict[str, Any]) -> None:
         # The base class ends with torch.accelerator.synchronize(), which raises on a CPU-only torch.
