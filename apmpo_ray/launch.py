@@ -57,7 +57,10 @@ def cpus_needed(cfg: Config) -> float:
 
 # Worker processes' environment: quiet library chatter (progress bars of every model load, tokenizer fork
 # warnings) while real warnings stay. APMPO_RAY_VERBOSE=1 keeps the libraries' defaults.
-QUIET_ENV = {"TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
+# vLLM's warnings at our scale are advice for large deployments (preload tcmalloc, Triton missing, eager mode).
+QUIET_ENV = {"TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "VLLM_LOGGING_LEVEL": "ERROR",
+             "TORCH_CPP_LOG_LEVEL": "ERROR",  # the CPU kernels' NUMA-binding notice
+             "PYTHONWARNINGS": "ignore::FutureWarning:vllm.triton_utils.dispatcher"}
 
 
 def connect_ray(cfg: Config) -> None:
@@ -73,7 +76,7 @@ def connect_ray(cfg: Config) -> None:
         return
     verbose = bool(os.environ.get("APMPO_RAY_VERBOSE"))
     env_vars = {"TOKENIZERS_PARALLELISM": "false", "APMPO_RAY_VERBOSE": "1"} if verbose else dict(QUIET_ENV)
-    for key in ("VLLM_LOGGING_LEVEL", "HF_HUB_DISABLE_PROGRESS_BARS"):
+    for key in ("VLLM_LOGGING_LEVEL", "HF_HUB_DISABLE_PROGRESS_BARS", "TORCH_CPP_LOG_LEVEL", "PYTHONWARNINGS"):
         if key in os.environ:
             env_vars[key] = os.environ[key]
     if os.environ.get("RAY_ADDRESS"):

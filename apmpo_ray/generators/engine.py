@@ -85,6 +85,7 @@ class VLLMGenerator:
             # branches and later turns of a trajectory continue a prefix the engine has already computed
             enable_prefix_caching=True,
             enforce_eager=self._default_eager() if enforce_eager is None else enforce_eager,
+            use_tqdm_on_load=False,
             **engine_options,
         )
         self._tokenizer = self._llm.get_tokenizer()

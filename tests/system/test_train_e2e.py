@@ -80,3 +80,27 @@ def test_staleness_bound_holds_off_policy_and_agpo_trains_with_the_decoupled_cor
     weights = [row["rollout/is_weight_mean"] for row, s in zip(result.history, stale) if s >= 1]
     assert weights and all(0 < w <= cfg.algo.is_cap for w in weights) and any(w != 1.0 for w in weights)
     assert not any(key.startswith("apmpo/") for key in run.data.metrics)
+
+
+def test_colocated_engine_samples_with_the_learners_weights_after_every_update(tmp_path, ray_session):
+    from safetensors.torch import load_file
+
+    from apmpo_ray.launch import resolve_model_path
+
+    cfg = _config(tmp_path, "rollout.placement=colocated", "trainer.max_steps=3", "rollout.max_staleness=0",
+                  "eval.every_steps=2", "eval.k=2", "eval.synthetic_problems=16")
+    result = train(cfg)
+    assert [row["train/version"] for row in result.history] == [1, 2, 3]
+    # On-policy at temperature 1, the engine's behaviour log-probs are the learner's own up to float error at
+    # every step, updates included: the engine in the learner worker samples with the weights it was handed.
+    # (Had it kept older weights, the gap would be the size of an update: 0.4-0.8 nats here.)
+    gaps = [row["rollout/behaviour_logprob_gap"] for row in result.history]
+    assert all(gap < 1e-5 for gap in gaps), gaps
+    assert all(row["rollout/staleness_max"] == 0 for row in result.history)
+    # ... and those weights moved: the final model is not the initial one
+    initial = load_file(f"{resolve_model_path(cfg)}/model.safetensors")
+    final = load_file(f"{result.final_model_dir}/model.safetensors")
+    assert max(float((final[k] - initial[k]).abs().max()) for k in initial) > 1e-3
+    client = MlflowClient(result.tracking_uri)
+    assert [m.step for m in client.get_metric_history(result.run_id, "eval/arithmetic/pass_at_1")] == [1]
+    assert client.get_run(result.run_id).data.params["rollout.placement"] == "colocated"
