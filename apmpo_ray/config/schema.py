@@ -72,6 +72,8 @@ class TrainerConfig:
     zero_stage: int = 2
     recompute_old_logprobs: bool = True  # False: with correction 'none', the generators' log-probs are π_old
     weight_sync_every: int = 1
+    # separate placement: broadcast new weights while the next step trains (publishing the version when done)
+    weight_sync_in_background: bool = True
     weight_sync_backend: Literal["auto", "gloo", "nccl"] = "auto"  # auto: NCCL on GPUs, gloo on CPU
     weight_sync_timeout_s: float = 300.0
     weight_sync_bucket_mb: int = 64

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -86,6 +87,11 @@ class LearnerLoop:
         self.progress = progress  # a Ray queue the driver reads each step's record from (rank 0 writes)
         self._weights = None
         self._system_metrics = None
+        # separate placement: rank 0 broadcasts on this thread while the learner trains on (see _start_sync)
+        background = rank == 0 and cfg.rollout.placement == "separate" and cfg.trainer.weight_sync_in_background
+        self._sync_thread = ThreadPoolExecutor(1, thread_name_prefix="weight-sync") if background else None
+        self._pending_sync = None
+        self._transfer_s: float | None = None
         if rank == 0 and self.colocated is None:
             self._resync_request = coordinator.wait_for_resync_request.remote()
             from ..weight_sync import WeightBroadcaster
@@ -155,6 +161,7 @@ class LearnerLoop:
         elif self.rank == 0:
             while ray.wait([ref, self._resync_request], num_returns=1)[0] == [self._resync_request]:
                 self._resync_request = self.coordinator.wait_for_resync_request.remote()
+                self._finish_pending_sync()
                 self._sync_generators(step, regroup=True)
         return ray.get(ref)
 
@@ -216,16 +223,18 @@ class LearnerLoop:
             advantages = token_advantages(sequence_advantages, mine.loss_mask)
         started = time.monotonic()
         recompute = needs_proximal(cfg)
-        proximal = self.policy.score(mine) if recompute else mine.behaviour_logprobs
         ref = self.policy.score(mine, reference=True) if cfg.algo.beta > 0 else None
         recompute_s = time.monotonic() - started
-        mine = mine.with_(advantages=advantages, proximal_logprobs=proximal, ref_logprobs=ref)
+        # recomputed π_prox/π_old: the update fills them in from the weights it starts from
+        mine = mine.with_(advantages=advantages, proximal_logprobs=None if recompute else mine.behaviour_logprobs,
+                          ref_logprobs=ref)
         metrics = self.policy.update(mine, inputs.loss, inputs.controls.select(rows, rewards.numel()),
                                      epochs=cfg.trainer.ppo_epochs, seed=cfg.trainer.seed * 100_003 + step)
         tokens = float(mine.loss_mask.sum() + mine.attention_mask.sum()) * cfg.trainer.ppo_epochs
         metrics["perf/train_tokens_per_s"] = tokens / max(time.monotonic() - started, 1e-9)
-        metrics["perf/logprob_recompute_s"] = recompute_s
+        metrics["perf/logprob_recompute_s"] = recompute_s + metrics.pop("perf/logprob_recompute_s", 0.0)
         if recompute:
+            proximal = mine.proximal_logprobs
             gap = ((proximal - mine.behaviour_logprobs).abs() * mine.loss_mask).sum() / mine.loss_mask.sum()
             metrics["rollout/behaviour_logprob_gap"] = float(gap)
         metrics["train/skipped_updates"] = float(self.policy.skipped_updates)
@@ -247,10 +256,12 @@ class LearnerLoop:
         if sync:
             self._take_weights()  # collective under ZeRO-3: every rank
             if self._syncs_here:
-                sync_s = self._sync_generators(version, regroup=self.colocated is None and self._take_resync_request())
+                sync_s = self._start_sync(version)
         if self.rank != 0:
             return
-        metrics["perf/weight_sync_s"] = sync_s
+        metrics["perf/weight_sync_s"] = sync_s  # what the learner waited for; the transfer may run on
+        if self._transfer_s is not None:
+            metrics["perf/weight_sync_transfer_s"] = self._transfer_s
         metrics["train/version"] = float(version)
         self._maybe_evaluate(step, version, metrics)
         now = time.monotonic()
@@ -267,10 +278,33 @@ class LearnerLoop:
 
     def _take_weights(self) -> None:
         """The weights the generators get next (rank 0 keeps them, or each colocated worker; every rank
-        calls). Restart resyncs and retries reuse them, so rank 0 never enters a ZeRO-3 gather alone."""
-        self._weights = self.policy.full_weights(every_rank=self.colocated is not None)
+        calls). Restart resyncs and retries reuse them, so rank 0 never enters a ZeRO-3 gather alone. A
+        background broadcast gets a copy (its staging buffer): the live tensors change at the next step."""
+        weights = self.policy.full_weights(every_rank=self.colocated is not None)
+        if weights is not None and self._sync_thread is not None:
+            weights = [(name, tensor.clone()) for name, tensor in weights]
+        self._weights = weights
 
-    def _sync_generators(self, version: int, regroup: bool = False) -> float:
+    def _start_sync(self, version: int) -> float:
+        """Hands ``version`` to the generators; returns the seconds the learner waited for it. In separate
+        placement the broadcast runs on a background thread while the learner goes on to the next step (after
+        the previous broadcast ended: versions arrive in order); the version is published when it is done."""
+        if self._sync_thread is None:
+            return self._sync_generators(version, self._weights, regroup=self._take_resync_request()
+                                         if self.colocated is None else False)
+        started = time.monotonic()
+        self._finish_pending_sync()
+        self._pending_sync = self._sync_thread.submit(self._sync_generators, version, self._weights,
+                                                      regroup=self._take_resync_request())
+        return time.monotonic() - started
+
+    def _finish_pending_sync(self) -> None:
+        """Waits for the background broadcast in flight, if any; its failure surfaces here."""
+        if self._pending_sync is not None:
+            pending, self._pending_sync = self._pending_sync, None
+            self._transfer_s = pending.result()
+
+    def _sync_generators(self, version: int, weights=None, regroup: bool = False) -> float:
         """Broadcast ``version`` (or load it into this worker's colocated engine) and publish it (rank 0). A
         generator that Ray restarted lost its place in the group (and holds the initial weights): form the
         group again and re-send, once."""
@@ -279,8 +313,9 @@ class LearnerLoop:
         from ..weight_sync import WeightSyncError
 
         started = time.monotonic()
+        weights = self._weights if weights is None else weights
         if self.colocated is not None:
-            self.colocated.load_weights(self._weights, version)
+            self.colocated.load_weights(weights, version)
             if self.rank == 0:
                 ray.get(self.coordinator.publish_version.remote(version))
             return time.monotonic() - started
@@ -289,12 +324,12 @@ class LearnerLoop:
             self._wait_for_generators()
             self.broadcaster.setup()
         try:
-            self.broadcaster.broadcast(self._weights, version)
+            self.broadcaster.broadcast(weights, version)
         except WeightSyncError as err:
             log.warning("weight sync of version %d failed (%s); forming the group again and retrying", version, err)
             self._wait_for_generators()
             self.broadcaster.setup()
-            self.broadcaster.broadcast(self._weights, version)
+            self.broadcaster.broadcast(weights, version)
         ray.get(self.coordinator.publish_version.remote(version))
         return time.monotonic() - started
 
@@ -320,6 +355,7 @@ class LearnerLoop:
         if not should_evaluate(self.cfg, version) or version % self.cfg.trainer.weight_sync_every:
             return
         started = time.monotonic()
+        self._finish_pending_sync()  # the generator evaluates the weights of ``version``
         generate = self.colocated.generator.generate if self.colocated else actor_generate_fn(self.generators[0])
         results = run_periodic_eval(self.cfg, generate, self.tokenizer, step, run_id=self.run_id)
         # already logged to MLflow by run_periodic_eval; the driver's summary reads the mean over benchmarks here
@@ -328,6 +364,7 @@ class LearnerLoop:
 
     def finish(self) -> None:
         weights = self.policy.full_weights() if self.final_model_dir else None  # every rank (ZeRO-3)
+        self._finish_pending_sync()
         if self.colocated is not None:
             self.colocated.close()
         if self.rank != 0:
@@ -343,6 +380,8 @@ class LearnerLoop:
                                  step=self.cfg.trainer.max_steps - 1, register_as=self.cfg.tracking.register_model)
         if self._system_metrics is not None:
             self._system_metrics.finish()
+        if self._sync_thread is not None:
+            self._sync_thread.shutdown()
         if self.broadcaster is not None:
             self.broadcaster.close()
 

@@ -116,26 +116,42 @@ class Policy:
         loss is normalised by the global mini-batch's token and sequence counts, so the gradient DeepSpeed
         accumulates and averages over workers is that of the whole mini-batch, whatever the micro-batch
         size or the number of workers. ``controls`` hold per-sequence values aligned with ``batch``'s rows.
+
+        Without ``batch.proximal_logprobs``, π_prox is the policy this update starts from, and the update fills
+        them in: the first mini-batch's from its own forward (the weights have not moved yet), every other
+        row's by a scoring pass before the first optimizer step. With one mini-batch and one epoch that saves
+        the scoring pass altogether.
         """
         self.engine.train()
         per_rank_mini = self.micro_batch * self.engine.gradient_accumulation_steps()
         generator = torch.Generator().manual_seed(seed)
         reducer = MetricReducer()
         timing = {"perf/forward_backward_s": 0.0, "perf/optimizer_s": 0.0}  # summed over mini-batches
+        fill_proximal = batch.proximal_logprobs is None
         for _ in range(epochs):
             order = torch.randperm(len(batch), generator=generator)
             minis = [order[start: start + per_rank_mini]
                      for start in range(0, len(batch) - per_rank_mini + 1, per_rank_mini)]
+            if fill_proximal:
+                started = time.monotonic()
+                batch.proximal_logprobs = torch.zeros(batch.loss_mask.shape)
+                rest = order[per_rank_mini:]
+                if len(rest):
+                    scored = self.score(batch.select(rest))
+                    batch.proximal_logprobs[rest, : scored.shape[1]] = scored
+                timing["perf/logprob_recompute_s"] = time.monotonic() - started
             tokens = self._global_token_counts(batch, minis)
-            for mini, global_tokens in zip(minis, tokens):
+            for i, (mini, global_tokens) in enumerate(zip(minis, tokens)):
                 started = time.monotonic()
                 metrics, finite = self.accumulate(batch, mini, loss, controls, global_tokens=global_tokens,
-                                                  global_sequences=float(per_rank_mini * self.world_size))
+                                                  global_sequences=float(per_rank_mini * self.world_size),
+                                                  proximal_from_forward=fill_proximal and i == 0)
                 stepped = time.monotonic()
                 self._optimizer_step(skip=not finite)
                 timing["perf/forward_backward_s"] += stepped - started
                 timing["perf/optimizer_s"] += time.monotonic() - stepped
                 reducer.add(metrics)
+            fill_proximal = False
         return {**reducer.result(), **timing}
 
     def _global_token_counts(self, batch: TrainBatch, minis: list[torch.Tensor]) -> list[float]:
@@ -147,17 +163,25 @@ class Policy:
         return counts.cpu().tolist()
 
     def accumulate(self, batch: TrainBatch, rows: torch.Tensor, loss: LossSpec, controls: Controls, *,
-                   global_tokens: float, global_sequences: float) -> tuple[dict[str, float], bool]:
+                   global_tokens: float, global_sequences: float,
+                   proximal_from_forward: bool = False) -> tuple[dict[str, float], bool]:
         """Forward and backward of ``rows`` (one worker's part of a mini-batch) in micro-batches, leaving the
-        mini-batch's gradient accumulated for :meth:`_optimizer_step`; False if any loss was not finite."""
+        mini-batch's gradient accumulated for :meth:`_optimizer_step`; False if any loss was not finite.
+        ``proximal_from_forward``: π_prox of these rows is the forward's own (detached) log-probs, written
+        into ``batch.proximal_logprobs``."""
         reducer = MetricReducer()
         all_finite = True
         total_loss = 0.0
         for start in range(0, len(rows), self.micro_batch):
             micro = rows[start: start + self.micro_batch]
             last = start + self.micro_batch >= len(rows)
-            metrics, finite = self._micro_step(batch.select(micro), loss, controls.select(micro, len(batch)),
-                                               global_tokens, global_sequences, skip_step=last)
+            part = batch.select(micro)
+            if proximal_from_forward:
+                part = part.with_(proximal_logprobs=None)
+            metrics, finite, logprobs = self._micro_step(part, loss, controls.select(micro, len(batch)),
+                                                         global_tokens, global_sequences, skip_step=last)
+            if proximal_from_forward:
+                batch.proximal_logprobs[micro, : logprobs.shape[1]] = logprobs.float().cpu()
             all_finite &= finite
             total_loss += metrics.pop("loss/policy")
             reducer.add(metrics)
@@ -166,11 +190,12 @@ class Policy:
         return {**reducer.result(), "loss/policy": total_loss * self.world_size}, all_finite
 
     def _micro_step(self, part: TrainBatch, loss: LossSpec, controls: Controls, global_tokens: float,
-                    global_sequences: float, *, skip_step: bool) -> tuple[dict[str, float], bool]:
+                    global_sequences: float, *, skip_step: bool) -> tuple[dict[str, float], bool, torch.Tensor]:
         device = self.engine.device
         logprobs, entropy = self._forward(self.engine, part, with_entropy=True)
         mask = part.loss_mask.to(device)
-        inputs = LossInputs(logprobs, part.proximal_logprobs.to(device), part.advantages.to(device), mask,
+        proximal = logprobs.detach() if part.proximal_logprobs is None else part.proximal_logprobs.to(device)
+        inputs = LossInputs(logprobs, proximal, part.advantages.to(device), mask,
                             global_tokens=global_tokens, global_sequences=global_sequences,
                             behaviour_logprobs=part.behaviour_logprobs.to(device),
                             off_policy=part.off_policy.to(device))
@@ -189,7 +214,7 @@ class Policy:
         self.engine.backward(total * self.world_size, scale_wrt_gas=False)
         if not skip_step:
             self.engine.step()
-        return metrics, finite
+        return metrics, finite, logprobs.detach()
 
     def _optimizer_step(self, *, skip: bool) -> None:
         """The mini-batch boundary step; with a non-finite loss on any rank, no rank moves its weights."""

@@ -79,3 +79,29 @@ def test_save_pretrained_round_trips(policy, tmp_path):
     weights = dict(pol.full_weights())
     for name, value in loaded.named_parameters():
         assert torch.equal(value, weights[name])
+
+
+def test_proximal_logprobs_filled_in_by_the_update_match_a_scoring_pass_before_it(single_process_group):
+    """π_prox left to the update (the first mini-batch's from its own forward, the rest scored before the first
+    optimizer step) trains exactly as π_prox scored beforehand, over two mini-batches, micro-batches, two epochs."""
+    cfg = load_config(None, ["trainer.mini_batch_size=32", "trainer.micro_batch_size=8", "rollout.prompts_per_step=8",
+                             "trainer.lr=1e-3", "algo.name=grpo"])
+    tokenizer = build_tokenizer()
+    batch = build_batch(_batch(tokenizer, seed=2), tokenizer.pad_token_id)
+    inputs = prepare_step(batch.rewards.view(8, 8), batch.loss_mask, cfg.algo)
+    batch = batch.with_(advantages=inputs.advantages)
+    torch.manual_seed(0)
+    scored_first = Policy(str(tiny_model_path()), cfg.trainer, cfg.algo)
+    torch.manual_seed(0)
+    filled_in = Policy(str(tiny_model_path()), cfg.trainer, cfg.algo)
+    ref = scored_first.score(batch, reference=True)
+    before = scored_first.score(batch)
+    given = batch.with_(proximal_logprobs=before.clone(), ref_logprobs=ref)
+    left = batch.with_(proximal_logprobs=None, ref_logprobs=ref)
+    a = scored_first.update(given, inputs.loss, inputs.controls, epochs=2, seed=5)
+    b = filled_in.update(left, inputs.loss, inputs.controls, epochs=2, seed=5)
+    assert torch.allclose(left.proximal_logprobs * batch.loss_mask, before * batch.loss_mask, atol=1e-5)
+    for (name, wa), (_, wb) in zip(scored_first.full_weights(), filled_in.full_weights()):
+        assert torch.allclose(wa, wb, atol=1e-5), name
+    assert not torch.allclose(filled_in.score(batch), before, atol=1e-3)  # and the update did move the policy
+    assert abs(a["loss/policy"] - b["loss/policy"]) < 1e-5 and "perf/logprob_recompute_s" in b
