@@ -86,8 +86,27 @@ def connect_ray(cfg: Config) -> None:
 
     if not torch.cuda.is_available():
         env_vars.setdefault("DS_ACCELERATOR", "cpu")  # said, not guessed: DeepSpeed warns when it has to guess
-    ray.init(num_cpus=max(os.cpu_count() or 1, int(cpus_needed(cfg) + 0.999)), runtime_env={"env_vars": env_vars},
-             include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=True)
+    # On one machine Ray Train's preemption watcher (spot nodes) and metrics (for a Prometheus scrape) are two
+    # more processes on cores the run needs; a user's own setting stays.
+    env_vars.update({key: os.environ.get(key, "0") for key in LOCAL_TRAIN_SWITCHES})
+    # Said in the environment the local raylet inherits rather than as a runtime env: workers Ray has already
+    # started then serve the first actors, instead of new ones started for a different runtime env.
+    saved = {key: os.environ.get(key) for key in env_vars}
+    os.environ.update(env_vars)
+    try:
+        ray.init(num_cpus=max(os.cpu_count() or 1, int(cpus_needed(cfg) + 0.999)), include_dashboard=True,
+                 dashboard_host="127.0.0.1", log_to_driver=True)
+    finally:
+        for key, value in saved.items():
+            if key in LOCAL_TRAIN_SWITCHES:
+                continue  # read by Ray Train in this process too
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+LOCAL_TRAIN_SWITCHES = ("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "RAY_TRAIN_METRICS_ENABLED")
 
 
 def load_training_problems(cfg: Config, tokenizer):

@@ -5,9 +5,11 @@
 
 ``--size default``: the embedded default job (the project's tiny model, single-digit addition, 16 prompts x
 G 8 x up to 4 new tokens, 120 steps, lr 5e-4). ``--size long``: where generation dominates, the reasoning task
-(``preset=tiny_reasoning``: 32 prompts x G 8 x up to 48 tokens, 60 steps). Each engine runs ``--runs`` times in
-turn (TRL, apmpo-ray, TRL, ...), each a fresh process timed from start to exit; the table gives median wall
-time, steady-state seconds per step, and the training reward over the first and last quarter, and the ratios.
+on the larger embedded model (``preset=tiny_reasoning`` with ``small_reasoning``, 5 M parameters: 32 prompts x
+G 8 x up to 64 tokens, 60 steps). apmpo-ray runs in both placements (``rollout.placement``: separate actors, or
+the engine colocated in the learner). Each runs ``--runs`` times in turn (TRL, apmpo-ray, apmpo-ray colocated,
+TRL, ...), each a fresh process timed from start to exit; the table gives median wall time, steady-state
+seconds per step, and the training reward over the first and last quarter, and the ratios to TRL.
 """
 from __future__ import annotations
 
@@ -26,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 JOBS = {
     "default": {"preset": "tiny_cpu", "recipe": "tiny", "task": "arithmetic", "prompts": 16, "G": 8, "tokens": 4,
                 "steps": 120, "lr": 5e-4, "max_operand": 9, "num_terms": 2},
-    "long": {"preset": "tiny_reasoning", "recipe": "tiny_reasoning", "task": "chain", "prompts": 32, "G": 8,
-             "tokens": 48, "steps": 60, "lr": 3e-4, "max_operand": 50, "num_terms": 3},
+    "long": {"preset": "tiny_reasoning", "recipe": "small_reasoning", "task": "chain", "prompts": 32, "G": 8,
+             "tokens": 64, "steps": 60, "lr": 3e-4, "max_operand": 50, "num_terms": 3},
 }
 
 TRL_SCRIPT = r'''
@@ -90,7 +92,8 @@ def run_trl(python: str, job: dict) -> dict:
 
 def run_apmpo(job: dict, placement_overrides: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as out:
-        overrides = [f"trainer.max_steps={job['steps']}", f"tracking.tracking_uri=sqlite:///{out}/mlflow.db",
+        overrides = [f"trainer.max_steps={job['steps']}", f"model.tiny_recipe={job['recipe']}",
+                     f"rollout.max_new_tokens={job['tokens']}", f"tracking.tracking_uri=sqlite:///{out}/mlflow.db",
                      f"trainer.output_dir={out}/runs", "eval.every_steps=0", *placement_overrides]
         started = time.monotonic()
         proc = subprocess.run([sys.executable, "jobs/train.py", f"preset={job['preset']}", *overrides],
@@ -119,7 +122,8 @@ def main(argv=None) -> None:
     parser.add_argument("--trl-python", default=sys.executable, help="an interpreter with trl installed")
     args = parser.parse_args(argv)
     job = JOBS[args.size]
-    engines = {"trl": lambda: run_trl(args.trl_python, job), "apmpo-ray": lambda: run_apmpo(job, [])}
+    engines = {"trl": lambda: run_trl(args.trl_python, job), "apmpo-ray": lambda: run_apmpo(job, []),
+               "colocated": lambda: run_apmpo(job, ["rollout.placement=colocated"])}
     results: dict[str, list[dict]] = {name: [] for name in engines}
     for i in range(args.runs):
         for name, run in engines.items():
@@ -135,8 +139,11 @@ def main(argv=None) -> None:
         first, last = (statistics.mean(x) for x in zip(*(quarters(r["rewards"]) for r in runs)))
         summary[name] = (wall, step)
         print(f"{name:12} {wall:16.1f} {step:8.3f} {first:18.3f} -> {last:.3f}")
-    (tw, ts), (aw, as_) = summary["trl"], summary["apmpo-ray"]
-    print(f"\napmpo-ray / TRL: wall {aw / tw:.2f}x, steady-state s/step {as_ / ts:.2f}x")
+    tw, ts = summary["trl"]
+    print()
+    for name in ("apmpo-ray", "colocated"):
+        aw, as_ = summary[name]
+        print(f"{name} / TRL: wall {aw / tw:.2f}x, steady-state s/step {as_ / ts:.2f}x")
 
 
 if __name__ == "__main__":
