@@ -174,6 +174,7 @@ def train(cfg: Config, *, on_step=None, command: list[str] | None = None) -> Tra
     from .tracking import RunLogger, start_run, tracking_uri
 
     started = time.monotonic()
+    launched_at = time.time()  # the learner workers time their own start-up from here (wall clock: other nodes)
     startup = StartupClock()
     model_path = resolve_model_path(cfg)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -186,20 +187,16 @@ def train(cfg: Config, *, on_step=None, command: list[str] | None = None) -> Tra
     cfg.tracking.tracking_uri = uri  # resolved once: learner workers run in another working directory
     resume = plan_resume(cfg)  # a resume that cannot continue is refused before anything starts
     launch = uuid.uuid4().hex[:8]  # names this launch's actors
-    # the slowest to start, so they start first; if setting up the MLflow run fails, they go with their handles
+    # The actors and the learner start before the MLflow run is set up (Ray Train alone takes 6 s to reach the
+    # training loop): the learner workers get the run from the coordinator when they need it. If setting up
+    # the run fails, the actors go with their handles.
     generators = start_generators(cfg, model_path, name_prefix=f"apmpo-{launch}-")
     pool = start_verifiers(cfg)
     startup.mark("verifiers")
-    run_id = resume["run_id"] if resume else start_run(cfg, model_path, command=command)
-    if not resume:
-        log_run_inputs(cfg, problems, tokenizer, uri, run_id)
-    startup.mark("tracking")
     start_step = resume["step"] if resume else 0
     if os.environ.get("RAY_ADDRESS") and not Path(cfg.trainer.output_dir).is_absolute():
         log.warning("trainer.output_dir=%s is relative: on a cluster, checkpoints and the final model need a "
                     "directory every node sees (docs/cluster.md, Checkpoints on a cluster)", cfg.trainer.output_dir)
-    output = Path(cfg.trainer.output_dir).resolve() / run_id
-    final_model_dir = str(output / "final_model")
 
     r, t = cfg.rollout, cfg.trainer
     workflow = make_workflow(cfg, pool.score_async, tokenizer, model_path)
@@ -208,23 +205,37 @@ def train(cfg: Config, *, on_step=None, command: list[str] | None = None) -> Tra
         prompts_per_call=r.prompts_per_call, max_staleness=r.max_staleness, data_seed=cfg.task.seed,
         start_step=start_step, start_version=None if resume else 0)
     progress = Queue(actor_options={"num_cpus": 0})
-    ray.get(coordinator.start.remote())
+    coordinator.start.remote()
 
     use_gpu = t.use_gpu
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"cfg": config_to_dict(cfg), "model_path": model_path, "coordinator": coordinator,
-                           "generators": generators, "run_id": run_id, "tracking_uri": uri,
-                           "final_model_dir": final_model_dir, "run_dir": str(output), "start_step": start_step,
-                           "resume_from": resume["directory"] if resume else None, "progress": progress},
+                           "generators": generators, "tracking_uri": uri, "start_step": start_step,
+                           "resume_from": resume["directory"] if resume else None, "progress": progress,
+                           "launched_at": launched_at},
         scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=use_gpu,
                                      resources_per_worker=learner_resources(cfg)),
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
-        run_config=RunConfig(name=f"learner-{run_id}", storage_path=str(output / "ray_train")),
+        run_config=RunConfig(name=f"learner-{launch}", storage_path=str(Path(cfg.trainer.output_dir).resolve()
+                                                                        / "ray_train")),
     )
     outcome: dict = {}
     fit = threading.Thread(target=lambda: outcome.update(result=_fit(trainer)), daemon=True)
     fit.start()
+    try:
+        run_id = resume["run_id"] if resume else start_run(cfg, model_path, command=command)
+        output = Path(cfg.trainer.output_dir).resolve() / run_id
+        final_model_dir = str(output / "final_model")
+        coordinator.set_launch_context.remote({"run_id": run_id, "run_dir": str(output),
+                                               "final_model_dir": final_model_dir})
+        if not resume:
+            log_run_inputs(cfg, problems, tokenizer, uri, run_id)
+    except BaseException:
+        _shutdown(coordinator, generators, pool)
+        ray.kill(progress.actor, no_restart=True)
+        raise
+    startup.mark("tracking")
     history: list[dict] = []
     try:
         while True:

@@ -101,8 +101,13 @@ def time_lines(history: list[dict]) -> list[str]:
     first = history[0]
     if "startup/total_s" in first:
         phases = ", ".join(f"{key[len('startup/'):-2].replace('_', ' ')} {value:.1f} s" for key, value in first.items()
-                           if key.startswith("startup/") and key != "startup/total_s")
+                           if key.startswith("startup/") and key != "startup/total_s"
+                           and not key.startswith("startup/learner/"))
         lines.append(f"start-up        {first['startup/total_s']:.1f} s to the end of the first step: {phases}")
+        learner = ", ".join(f"{key.split('/')[-1][:-len('_at_s')].replace('_', ' ')} {value:.1f} s"
+                            for key, value in first.items() if key.startswith("startup/learner/"))
+        if learner:
+            lines.append(f"                learner (seconds since launch): {learner}")
     return lines
 
 

@@ -64,7 +64,10 @@ class LearnerLoop:
 
     def __init__(self, cfg: Config, model_path: str, coordinator, generators: list, *, rank: int, world_size: int,
                  run_id: str | None = None, tracking_uri: str | None = None, final_model_dir: str | None = None,
-                 run_dir: str | None = None, progress=None):
+                 run_dir: str | None = None, progress=None, launched_at: float | None = None):
+        self._launched_at = launched_at
+        self.startup_marks: dict[str, float] = {}  # seconds since the launch at which each phase ended here
+        self._mark("learner_entered")
         from transformers import AutoTokenizer
 
         self.cfg, self.rank, self.world_size = cfg, rank, world_size
@@ -76,9 +79,12 @@ class LearnerLoop:
         # colocated: this worker hosts a generator's engine (built before DeepSpeed: on CPU the engine binds
         # the process's compute threads to this worker's cores, which training then shares)
         self.colocated = self._host_engine(model_path) if cfg.rollout.placement == "colocated" else None
+        if self.colocated is not None:
+            self._mark("engine_ready")
         self.policy = Policy(model_path, cfg.trainer, cfg.algo, temperature=cfg.rollout.temperature,
                              world_size=world_size,
                              sequences_per_step=cfg.rollout.prompts_per_step * cfg.rollout.group_size)
+        self._mark("deepspeed_ready")
         self.final_model_dir = final_model_dir
         self.run_dir = Path(run_dir) if run_dir else Path(cfg.trainer.output_dir).resolve() / (run_id or "run")
         self.controls_history: list[dict[str, float]] = []
@@ -100,6 +106,7 @@ class LearnerLoop:
             self.broadcaster = WeightBroadcaster(generators, backend=t.weight_sync_backend,
                                                  bucket_mb=t.weight_sync_bucket_mb, timeout_s=t.weight_sync_timeout_s)
             self.broadcaster.setup()
+            self._mark("weight_sync_group_formed")
         if rank == 0:
             if run_id:
                 from ..tracking import RunLogger
@@ -120,6 +127,8 @@ class LearnerLoop:
             waited = time.monotonic()
             groups, all_rewards, stream_stats = self._next_batch(step)
             waited = time.monotonic() - waited
+            if step == start_step:
+                self._mark("first_batch")
             started = time.monotonic()
             metrics = self.train_step(step, groups, all_rewards)
             train_s = time.monotonic() - started
@@ -133,6 +142,10 @@ class LearnerLoop:
             if every and ((step + 1) % every == 0 or step + 1 == self.cfg.trainer.max_steps):
                 self.save_checkpoint(step + 1)
         self.finish()
+
+    def _mark(self, phase: str) -> None:
+        if self._launched_at is not None:
+            self.startup_marks[phase] = time.time() - self._launched_at
 
     @property
     def _syncs_here(self) -> bool:
@@ -270,6 +283,9 @@ class LearnerLoop:
                                                       "perf/eval_s"))
         metrics["perf/controller_s"] = max(0.0, metrics["perf/step_s"] - accounted)  # bookkeeping, RPCs, logging
         self._step_started = now
+        if self.startup_marks:  # once, with the first step's record
+            metrics.update({f"startup/learner/{phase}_at_s": at for phase, at in self.startup_marks.items()})
+            self.startup_marks = {}
         if self.logger is not None:
             self.logger.log_metrics(metrics, step=step)
         if self.progress is not None:
@@ -393,6 +409,9 @@ class LearnerLoop:
         return start_system_metrics(run_id, uri, resume=bool(self.cfg.trainer.resume))
 
 
+LAUNCH_CONTEXT_TIMEOUT_S = 600
+
+
 def train_loop_per_worker(config: dict) -> None:
     """Entry point Ray Train runs on every learner worker."""
     import os
@@ -403,9 +422,13 @@ def train_loop_per_worker(config: dict) -> None:
         logging.getLogger("apmpo_ray").setLevel(logging.DEBUG)
     context = ray.train.get_context()
     cfg = config_from_dict(config["cfg"])
+    try:  # the MLflow run, set up by the driver meanwhile
+        launch = ray.get(config["coordinator"].launch_context.remote(), timeout=LAUNCH_CONTEXT_TIMEOUT_S)
+    except ray.exceptions.GetTimeoutError:
+        raise RuntimeError(f"the driver did not set up the MLflow run within {LAUNCH_CONTEXT_TIMEOUT_S} s") from None
     loop = LearnerLoop(cfg, config["model_path"], config["coordinator"], config["generators"],
                        rank=context.get_world_rank(), world_size=context.get_world_size(),
-                       run_id=config.get("run_id"), tracking_uri=config.get("tracking_uri"),
-                       final_model_dir=config.get("final_model_dir"), run_dir=config.get("run_dir"),
-                       progress=config.get("progress"))
+                       run_id=launch.get("run_id"), tracking_uri=config.get("tracking_uri"),
+                       final_model_dir=launch.get("final_model_dir"), run_dir=launch.get("run_dir"),
+                       progress=config.get("progress"), launched_at=config.get("launched_at"))
     loop.run(config.get("start_step", 0), config.get("resume_from"))

@@ -50,7 +50,10 @@ class RolloutCoordinator:
         self.episodes: set[asyncio.Task] = set()
         self.error: BaseException | None = None
         self.publications = 0
-        self.resync_needed: asyncio.Event | None = None
+        # created here, not in start(): a learner worker may ask before the driver's start() has run
+        self.resync_needed = asyncio.Event()
+        self.context_set = asyncio.Event()
+        self.context: dict[str, Any] = {}
         self.consumed: dict[int, str] = {}
         self.generating: dict[int, list[int]] = {}  # episode id -> its prompts, while it runs
         self.served: tuple[int, list[RolloutGroup], dict] | None = None
@@ -60,7 +63,6 @@ class RolloutCoordinator:
     # --- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.resync_needed = asyncio.Event()
         self.tasks = [loop.create_task(self._generator_loop(lease)) for lease in self.leases]
 
     async def stop(self) -> None:
@@ -138,6 +140,17 @@ class RolloutCoordinator:
             async with self.changed:
                 while self.publications == seen:
                     await self.changed.wait()
+
+    # --- the launch's context ---------------------------------------------------------------------
+    def set_launch_context(self, context: dict[str, Any]) -> None:
+        """What the driver settles once the actors are starting (the MLflow run and its directories)."""
+        self.context = dict(context)
+        self.context_set.set()
+
+    async def launch_context(self) -> dict[str, Any]:
+        """Waits for :meth:`set_launch_context`; the learner workers ask before they set up."""
+        await self.context_set.wait()
+        return self.context
 
     # --- the learner's side ----------------------------------------------------------------------
     async def wait_for_resync_request(self) -> bool:
