@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class ColocatedEngine:
         self.mailbox = mailbox
         self._next = None  # the outstanding next_request call, kept across waits
         self.served = 0
+        self.busy_seconds = 0.0  # on the engine; the coordinator's view adds the wait for the learner's turn
 
     def rollout_requests(self, requests, **sampling):
         return self.generator.version, self.generator.generate_requests(requests, **sampling)
@@ -97,12 +99,14 @@ class ColocatedEngine:
                 return
             request_id, method, args, kwargs = ray.get(self._next)
             self._next = None
+            started = time.monotonic()
             try:
                 if method not in SERVED_METHODS:
                     raise AttributeError(f"a colocated generator serves {SERVED_METHODS}, not {method!r}")
                 result, error = getattr(self, method)(*args, **kwargs), None
             except Exception as exc:  # goes back to the caller, whose episode fails loudly
                 result, error = None, exc
+            self.busy_seconds += time.monotonic() - started
             self.mailbox.complete.remote(request_id, result, error, self.generator.version)
             self.served += 1
 

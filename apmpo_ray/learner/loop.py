@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -14,6 +13,7 @@ from ..config import Config, config_from_dict, config_hash
 from .batch import build_batch, place_response_values
 from .metrics import reduce_across_workers
 from .policy import Policy
+from .publisher import WeightPublisher
 
 log = logging.getLogger(__name__)
 
@@ -89,23 +89,12 @@ class LearnerLoop:
         self.run_dir = Path(run_dir) if run_dir else Path(cfg.trainer.output_dir).resolve() / (run_id or "run")
         self.controls_history: list[dict[str, float]] = []
         self.latest_eval: dict[str, float] = {}
-        self.broadcaster = self.logger = None
+        self.logger = None
         self.progress = progress  # a Ray queue the driver reads each step's record from (rank 0 writes)
-        self._weights = None
         self._system_metrics = None
-        # separate placement: rank 0 broadcasts on this thread while the learner trains on (see _start_sync)
-        background = rank == 0 and cfg.rollout.placement == "separate" and cfg.trainer.weight_sync_in_background
-        self._sync_thread = ThreadPoolExecutor(1, thread_name_prefix="weight-sync") if background else None
-        self._pending_sync = None
-        self._transfer_s: float | None = None
-        if rank == 0 and self.colocated is None:
-            self._resync_request = coordinator.wait_for_resync_request.remote()
-            from ..weight_sync import WeightBroadcaster
-
-            t = cfg.trainer
-            self.broadcaster = WeightBroadcaster(generators, backend=t.weight_sync_backend,
-                                                 bucket_mb=t.weight_sync_bucket_mb, timeout_s=t.weight_sync_timeout_s)
-            self.broadcaster.setup()
+        self.publisher = WeightPublisher(cfg, self.policy, coordinator, generators, rank=rank,
+                                         colocated=self.colocated)
+        if self.publisher.broadcaster is not None:
             self._mark("weight_sync_group_formed")
         if rank == 0:
             if run_id:
@@ -119,10 +108,11 @@ class LearnerLoop:
         as version ``start_step``; the coordinator admits nothing until that version is published."""
         if resume_from:
             self._restore(resume_from)
-        self._take_weights()  # what a generator restarted before the first publication gets
-        if resume_from and self._syncs_here:
-            self._sync_generators(start_step)
+        self.publisher.take()  # what a generator restarted before the first publication gets
+        if resume_from and self.publisher.hands_out:
+            self.publisher.sync(start_step)
         self._step_started = time.monotonic()
+        generation_before = 0.0
         for step in range(start_step, self.cfg.trainer.max_steps):
             waited = time.monotonic()
             groups, all_rewards, stream_stats = self._next_batch(step)
@@ -133,6 +123,10 @@ class LearnerLoop:
             metrics = self.train_step(step, groups, all_rewards)
             train_s = time.monotonic() - started
             metrics.update(stream_stats)
+            if self.colocated is not None:  # the engine's own time, not the calls' wait for this worker's turn
+                metrics["perf/generation_s"] = self.colocated.busy_seconds - generation_before
+                metrics.pop("perf/generator_idle_frac", None)
+                generation_before = self.colocated.busy_seconds
             metrics["perf/learner_wait_s"] = waited
             metrics["perf/train_s"] = train_s
             metrics["perf/learner_idle_frac"] = waited / max(waited + train_s, 1e-9)
@@ -146,11 +140,6 @@ class LearnerLoop:
     def _mark(self, phase: str) -> None:
         if self._launched_at is not None:
             self.startup_marks[phase] = time.time() - self._launched_at
-
-    @property
-    def _syncs_here(self) -> bool:
-        """Whether this worker hands out weights: rank 0 broadcasts, a colocated worker loads its own engine."""
-        return self.rank == 0 or self.colocated is not None
 
     def _host_engine(self, model_path: str):
         from ..generators.colocated import ColocatedEngine
@@ -172,20 +161,8 @@ class LearnerLoop:
             self.colocated.serve_until(ref)
             self.colocated.sleep()  # the learner's turn on the device
         elif self.rank == 0:
-            while ray.wait([ref, self._resync_request], num_returns=1)[0] == [self._resync_request]:
-                self._resync_request = self.coordinator.wait_for_resync_request.remote()
-                self._finish_pending_sync()
-                self._sync_generators(step, regroup=True)
+            self.publisher.resync_until(ref, step)
         return ray.get(ref)
-
-    def _take_resync_request(self) -> bool:
-        """Whether a generator asked for the weights again since the last look (rank 0)."""
-        import ray
-
-        if not ray.wait([self._resync_request], timeout=0)[0]:
-            return False
-        self._resync_request = self.coordinator.wait_for_resync_request.remote()
-        return True
 
     # --- checkpoints -----------------------------------------------------------------------------
     def save_checkpoint(self, next_step: int) -> str:
@@ -267,14 +244,14 @@ class LearnerLoop:
         sync = version % self.cfg.trainer.weight_sync_every == 0
         sync_s = 0.0
         if sync:
-            self._take_weights()  # collective under ZeRO-3: every rank
-            if self._syncs_here:
-                sync_s = self._start_sync(version)
+            self.publisher.take()  # collective under ZeRO-3: every rank
+            if self.publisher.hands_out:
+                sync_s = self.publisher.publish(version)
         if self.rank != 0:
             return
         metrics["perf/weight_sync_s"] = sync_s  # what the learner waited for; the transfer may run on
-        if self._transfer_s is not None:
-            metrics["perf/weight_sync_transfer_s"] = self._transfer_s
+        if self.publisher.last_transfer_s is not None:
+            metrics["perf/weight_sync_transfer_s"] = self.publisher.last_transfer_s
         metrics["train/version"] = float(version)
         self._maybe_evaluate(step, version, metrics)
         now = time.monotonic()
@@ -292,77 +269,6 @@ class LearnerLoop:
             self.progress.put({"step": step, **metrics, **self.latest_eval, "wall_time": time.time()})
         self.latest_eval = {}
 
-    def _take_weights(self) -> None:
-        """The weights the generators get next (rank 0 keeps them, or each colocated worker; every rank
-        calls). Restart resyncs and retries reuse them, so rank 0 never enters a ZeRO-3 gather alone. A
-        background broadcast gets a copy (its staging buffer): the live tensors change at the next step."""
-        weights = self.policy.full_weights(every_rank=self.colocated is not None)
-        if weights is not None and self._sync_thread is not None:
-            weights = [(name, tensor.clone()) for name, tensor in weights]
-        self._weights = weights
-
-    def _start_sync(self, version: int) -> float:
-        """Hands ``version`` to the generators; returns the seconds the learner waited for it. In separate
-        placement the broadcast runs on a background thread while the learner goes on to the next step (after
-        the previous broadcast ended: versions arrive in order); the version is published when it is done."""
-        if self._sync_thread is None:
-            return self._sync_generators(version, self._weights, regroup=self._take_resync_request()
-                                         if self.colocated is None else False)
-        started = time.monotonic()
-        self._finish_pending_sync()
-        self._pending_sync = self._sync_thread.submit(self._sync_generators, version, self._weights,
-                                                      regroup=self._take_resync_request())
-        return time.monotonic() - started
-
-    def _finish_pending_sync(self) -> None:
-        """Waits for the background broadcast in flight, if any; its failure surfaces here."""
-        if self._pending_sync is not None:
-            pending, self._pending_sync = self._pending_sync, None
-            self._transfer_s = pending.result()
-
-    def _sync_generators(self, version: int, weights=None, regroup: bool = False) -> float:
-        """Broadcast ``version`` (or load it into this worker's colocated engine) and publish it (rank 0). A
-        generator that Ray restarted lost its place in the group (and holds the initial weights): form the
-        group again and re-send, once."""
-        import ray
-
-        from ..weight_sync import WeightSyncError
-
-        started = time.monotonic()
-        weights = self._weights if weights is None else weights
-        if self.colocated is not None:
-            self.colocated.load_weights(weights, version)
-            if self.rank == 0:
-                ray.get(self.coordinator.publish_version.remote(version))
-            return time.monotonic() - started
-        if regroup:
-            log.warning("a generator was restarted: forming the weight-sync group again")
-            self._wait_for_generators()
-            self.broadcaster.setup()
-        try:
-            self.broadcaster.broadcast(weights, version)
-        except WeightSyncError as err:
-            log.warning("weight sync of version %d failed (%s); forming the group again and retrying", version, err)
-            self._wait_for_generators()
-            self.broadcaster.setup()
-            self.broadcaster.broadcast(weights, version)
-        ray.get(self.coordinator.publish_version.remote(version))
-        return time.monotonic() - started
-
-    def _wait_for_generators(self) -> None:
-        """Until every generator answers: a restarting actor refuses calls until its engine is up again."""
-        import ray
-
-        deadline = time.monotonic() + self.cfg.trainer.weight_sync_timeout_s
-        while True:
-            try:
-                ray.get([g.ping.remote() for g in self.generators], timeout=max(1.0, deadline - time.monotonic()))
-                return
-            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(2.0)
-
     def _maybe_evaluate(self, step: int, version: int, metrics: dict[str, float]) -> None:
         """Held-out evaluation of the weights just broadcast (after ``version`` updates), through the first
         generator; logged at the step that produced them, beside that step's training metrics."""
@@ -371,7 +277,7 @@ class LearnerLoop:
         if not should_evaluate(self.cfg, version) or version % self.cfg.trainer.weight_sync_every:
             return
         started = time.monotonic()
-        self._finish_pending_sync()  # the generator evaluates the weights of ``version``
+        self.publisher.wait()  # the generator evaluates the weights of ``version``
         generate = self.colocated.generator.generate if self.colocated else actor_generate_fn(self.generators[0])
         results = run_periodic_eval(self.cfg, generate, self.tokenizer, step, run_id=self.run_id)
         # already logged to MLflow by run_periodic_eval; the driver's summary reads the mean over benchmarks here
@@ -380,7 +286,7 @@ class LearnerLoop:
 
     def finish(self) -> None:
         weights = self.policy.full_weights() if self.final_model_dir else None  # every rank (ZeRO-3)
-        self._finish_pending_sync()
+        self.publisher.close()
         if self.colocated is not None:
             self.colocated.close()
         if self.rank != 0:
@@ -396,10 +302,6 @@ class LearnerLoop:
                                  step=self.cfg.trainer.max_steps - 1, register_as=self.cfg.tracking.register_model)
         if self._system_metrics is not None:
             self._system_metrics.finish()
-        if self._sync_thread is not None:
-            self._sync_thread.shutdown()
-        if self.broadcaster is not None:
-            self.broadcaster.close()
 
     def _start_system_metrics(self, uri: str, run_id: str):
         if not self.cfg.tracking.system_metrics:
