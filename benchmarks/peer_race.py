@@ -56,11 +56,12 @@ problems = module.make_problems(4096, seed=0, **kwargs)
 # the same prompt the project's generators see: <bos> + the problem text
 data = Dataset.from_list([{"prompt": tokenizer.bos_token + p["prompt"], "answer": p["answer"]} for p in problems])
 score = get_reward_fn(job["task"])
-rewards = []
+rewards, lengths = [], []
 
 def reward(completions, answer, **_):
     values = [score(c, a) for c, a in zip(completions, answer)]
     rewards.append(sum(values) / len(values))
+    lengths.append(sum(len(tokenizer.encode(c, add_special_tokens=False)) for c in completions) / len(completions))
     return values
 
 args = GRPOConfig(output_dir=sys.argv[2], per_device_train_batch_size=job["prompts"] * job["G"],
@@ -76,7 +77,7 @@ class Clock(TrainerCallback):
         steps.append(time.monotonic())
 trainer.add_callback(Clock())
 trainer.train()
-print("RESULT " + json.dumps({"rewards": rewards, "step_times": steps, "started": started}))
+print("RESULT " + json.dumps({"rewards": rewards, "lengths": lengths, "step_times": steps, "started": started}))
 '''
 
 
@@ -92,7 +93,7 @@ def run_trl(python: str, job: dict) -> dict:
     result = json.loads(lines[-1][len("RESULT "):])
     times = result["step_times"]
     return {"wall_s": wall, "step_s": statistics.median(b - a for a, b in zip(times[2:], times[3:])),
-            "rewards": result["rewards"]}
+            "rewards": result["rewards"], "length": statistics.mean(result["lengths"])}
 
 
 def run_apmpo(job: dict, placement_overrides: list[str]) -> dict:
@@ -111,8 +112,9 @@ def run_apmpo(job: dict, placement_overrides: list[str]) -> dict:
         con = sqlite3.connect(f"{out}/mlflow.db")
         rows = dict(con.execute("select step, value from metrics where key='reward/mean'").fetchall())
         steps = dict(con.execute("select step, value from metrics where key='perf/step_s'").fetchall())
+        lengths = [v for (v,) in con.execute("select value from metrics where key='response/length_mean'")]
     return {"wall_s": wall, "step_s": statistics.median(v for k, v in steps.items() if k >= 2),
-            "rewards": [rows[k] for k in sorted(rows)]}
+            "rewards": [rows[k] for k in sorted(rows)], "length": statistics.mean(lengths)}
 
 
 def quarters(rewards: list[float]) -> tuple[float, float]:
@@ -136,16 +138,20 @@ def main(argv=None) -> None:
         for name, run in engines.items():
             results[name].append(run())
             r = results[name][-1]
-            print(f"run {i + 1} {name:10}: {r['wall_s']:.1f} s wall, {r['step_s']:.3f} s/step", flush=True)
+            print(f"run {i + 1} {name:10}: {r['wall_s']:.1f} s wall, {r['step_s']:.3f} s/step, "
+                  f"{r['length']:.1f} response tokens", flush=True)
     print(f"\n{args.size} job: {job['prompts']} prompts x G {job['G']} x {job['tokens']} tokens, {job['steps']} steps")
-    print(f"{'engine':12} {'wall s (median)':>16} {'s/step':>8} {'reward first -> last quarter':>30}")
+    # RL changes what it generates: the response length says how much work a step was for each engine
+    print(f"{'engine':12} {'wall s (median)':>16} {'s/step':>8} {'response tokens':>16} "
+          f"{'reward first -> last quarter':>30}")
     summary = {}
     for name, runs in results.items():
         wall = statistics.median(r["wall_s"] for r in runs)
         step = statistics.median(r["step_s"] for r in runs)
         first, last = (statistics.mean(x) for x in zip(*(quarters(r["rewards"]) for r in runs)))
+        length = statistics.mean(r["length"] for r in runs)
         summary[name] = (wall, step)
-        print(f"{name:12} {wall:16.1f} {step:8.3f} {first:18.3f} -> {last:.3f}")
+        print(f"{name:12} {wall:16.1f} {step:8.3f} {length:16.1f} {first:18.3f} -> {last:.3f}")
     tw, ts = summary["trl"]
     print()
     for name in ("apmpo-ray", "colocated"):
