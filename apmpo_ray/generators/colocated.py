@@ -78,7 +78,6 @@ class ColocatedEngine:
         self.generator = generator
         self.mailbox = mailbox
         self._next = None  # the outstanding next_request call, kept across waits
-        self.served = 0
         self.busy_seconds = 0.0  # on the engine; the coordinator's view adds the wait for the learner's turn
 
     def rollout_requests(self, requests, **sampling):
@@ -108,7 +107,6 @@ class ColocatedEngine:
                 result, error = None, exc
             self.busy_seconds += time.monotonic() - started
             self.mailbox.complete.remote(request_id, result, error, self.generator.version)
-            self.served += 1
 
     def load_weights(self, named_tensors, version: int) -> None:
         self.generator.load_weights(named_tensors, version)
