@@ -18,6 +18,14 @@ log = logging.getLogger(__name__)
 FINISH_REASONS = ("stop", "length")
 
 
+def engine_options(cfg, index: int) -> dict[str, Any]:
+    """What every engine takes from the run's config, whichever placement hosts it; engine ``index`` seeds
+    its own sampling."""
+    r = cfg.rollout
+    return {"seed": cfg.trainer.seed + index, "dtype": cfg.model.dtype, "kv_cache_gib": r.kv_cache_gib,
+            "gpu_memory_utilization": r.gpu_memory_utilization}
+
+
 def _resolve_weight_sync_backend(backend: str) -> str:
     if backend == "auto":
         import torch

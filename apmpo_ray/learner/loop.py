@@ -143,12 +143,9 @@ class LearnerLoop:
 
     def _host_engine(self, model_path: str):
         from ..generators.colocated import ColocatedEngine
-        from ..generators.engine import VLLMGenerator
+        from ..generators.engine import VLLMGenerator, engine_options
 
-        r = self.cfg.rollout
-        engine = VLLMGenerator(model_path, seed=self.cfg.trainer.seed + self.rank, dtype=self.cfg.model.dtype,
-                               kv_cache_gib=r.kv_cache_gib, gpu_memory_utilization=r.gpu_memory_utilization,
-                               colocated=True)
+        engine = VLLMGenerator(model_path, **engine_options(self.cfg, self.rank), colocated=True)
         return ColocatedEngine(engine, self.generators[self.rank])
 
     def _next_batch(self, step: int):
