@@ -60,7 +60,9 @@ def cpus_needed(cfg: Config) -> float:
 # vLLM's warnings at our scale are advice for large deployments (preload tcmalloc, Triton missing, eager mode).
 QUIET_ENV = {"TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "VLLM_LOGGING_LEVEL": "ERROR",
              "TORCH_CPP_LOG_LEVEL": "ERROR",  # the CPU kernels' NUMA-binding notice
-             "PYTHONWARNINGS": "ignore::FutureWarning:vllm.triton_utils.dispatcher"}
+             # deprecations inside vLLM and inside DeepSpeed's ZeRO collectives (torch's c10d logger), every step
+             "PYTHONWARNINGS": "ignore::FutureWarning:vllm.triton_utils.dispatcher,"
+                               "ignore::FutureWarning:torch.distributed.c10d_logger"}
 
 
 def connect_ray(cfg: Config) -> None:
@@ -138,6 +140,7 @@ def learner_resources(cfg: Config) -> dict[str, float]:
 def start_generators(cfg: Config, model_path: str, name_prefix: str = "") -> list:
     """The generator actors; in colocated placement, the mailboxes of the engines the learner workers host."""
     from .generators.actor import GeneratorActor
+    from .generators.engine import engine_options
 
     r = cfg.rollout
     if r.placement == "colocated":
@@ -151,8 +154,7 @@ def start_generators(cfg: Config, model_path: str, name_prefix: str = "") -> lis
         options["resources"] = {r.generator_resource: max(options["num_gpus"], 1)}
     # Named, so operators (and the fault-tolerance test) can find them: ray.get_actor(name).
     return [GeneratorActor.options(name=f"{name_prefix}generator-{i}", **options).remote(
-        model_path, seed=cfg.trainer.seed + i, dtype=cfg.model.dtype, kv_cache_gib=r.kv_cache_gib,
-        gpu_memory_utilization=r.gpu_memory_utilization, tensor_parallel_size=r.tensor_parallel_size,
+        model_path, **engine_options(cfg, i), tensor_parallel_size=r.tensor_parallel_size,
         weight_sync_backend=cfg.trainer.weight_sync_backend,
         in_process={"auto": None, "in_actor": True, "separate_processes": False}[r.engine_layout])
         for i in range(r.num_generators)]
