@@ -1,7 +1,9 @@
 """Ray actor shell around :class:`VLLMGenerator`.
 
-A synchronous actor (one call at a time): a weight swap queues behind the generate call in flight, so
-generation pauses only for the swap itself and never mixes weights within one call.
+Engine calls (rollouts, scoring) run one at a time in the default concurrency group. Weight sync has a group
+of its own, so a broadcast is received while a rollout is in flight: the engine stages it and swaps it in
+before its next call (or, where it cannot stage, loads it right after the call in flight). Generation never
+mixes weights within one call.
 """
 from __future__ import annotations
 
@@ -10,29 +12,25 @@ import ray
 from .engine import VLLMGenerator
 
 
-@ray.remote(max_concurrency=1)
+@ray.remote(max_concurrency=1, concurrency_groups={"weight_sync": 1})
 class GeneratorActor:
     def __init__(self, model_path: str, **kwargs) -> None:
         self._generator = VLLMGenerator(str(model_path), **kwargs)
 
     def ping(self) -> int:
-        """Liveness probe; returns the policy version of the loaded weights."""
-        return self._generator.version
+        """Liveness probe; returns the policy version the next rollout samples with."""
+        return self._generator.current_version()
 
     def get_version(self) -> int:
-        return self._generator.version
+        return self._generator.current_version()
 
     def generate(self, prompts, *, n, max_new_tokens, temperature=1.0, top_p=1.0, seed=None, min_new_tokens=0):
         return self._generator.generate(prompts, n=n, max_new_tokens=max_new_tokens, temperature=temperature,
                                         top_p=top_p, seed=seed, min_new_tokens=min_new_tokens)
 
-    def rollout(self, prompts, **sampling):
-        """``generate`` plus the policy version that produced the samples, read in the same actor call."""
-        return self._generator.version, self.generate(prompts, **sampling)
-
     def rollout_requests(self, requests, **sampling):
         """``generate_requests`` plus the policy version that produced the samples."""
-        return self._generator.version, self._generator.generate_requests(requests, **sampling)
+        return self._generator.rollout_requests(requests, **sampling)
 
     def vocab_size(self) -> int:
         return self._generator.vocab_size
@@ -43,12 +41,19 @@ class GeneratorActor:
     def continuation_logprobs(self, pairs):
         return self._generator.continuation_logprobs(pairs)
 
+    def weight_timing(self) -> dict:
+        """Updates taken, seconds receiving them and seconds sampling paused to load them."""
+        return dict(self._generator.weight_timing)
+
+    @ray.method(concurrency_group="weight_sync")
     def weight_sync_world_size(self) -> int:
         return self._generator.weight_sync_world_size()
 
+    @ray.method(concurrency_group="weight_sync")
     def init_weight_sync(self, init_info: dict) -> None:
         self._generator.init_weight_sync(init_info)
 
+    @ray.method(concurrency_group="weight_sync")
     def receive_weights(self, update_info: dict) -> int:
         return self._generator.receive_weights(update_info)
 

@@ -81,7 +81,7 @@ class ColocatedEngine:
         self.busy_seconds = 0.0  # on the engine; the coordinator's view adds the wait for the learner's turn
 
     def rollout_requests(self, requests, **sampling):
-        return self.generator.version, self.generator.generate_requests(requests, **sampling)
+        return self.generator.rollout_requests(requests, **sampling)
 
     def continuation_logprobs(self, pairs):
         return self.generator.continuation_logprobs(pairs)

@@ -8,6 +8,8 @@ recomputes; at other settings they are the true behaviour policy for importance 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any
 
 from ..rollout.types import GenerationRequest, Sample
@@ -47,6 +49,11 @@ class VLLMGenerator:
     the worker's torch.distributed world (vLLM's external launcher, one engine per rank), without a
     weight-transfer group (the learner hands its tensors to :meth:`load_weights`), and on GPU with sleep mode,
     so the KV cache is released while the learner trains.
+
+    Thread safety: one engine call at a time (sampling, scoring, loading weights), so an actor may call
+    :meth:`receive_weights` from a thread of its own. An in-process engine on the gloo transport
+    (``stages_weights``) receives a new version into a staging buffer while sampling goes on with the old
+    one, and loads it before the next engine call; any other engine receives in place, between two calls.
     """
 
     def __init__(self, model_path: str, *, seed: int = 0, dtype: str = "float32", max_model_len: int | None = None,
@@ -66,12 +73,16 @@ class VLLMGenerator:
         # read when the engine is built, not at import; said both ways, as an earlier engine here may have set it
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" if in_process else "1"
         engine_options = {"distributed_executor_backend": "uni"} if in_process else {}
+        backend = None if colocated else _resolve_weight_sync_backend(weight_sync_backend)
         if colocated:
             self.sleep_mode = torch.cuda.is_available()  # vLLM's CPU backend has no sleep mode
             engine_options = {"distributed_executor_backend": "external_launcher", "enable_sleep_mode": self.sleep_mode}
         else:
             self.sleep_mode = False
-            engine_options["weight_transfer_config"] = {"backend": _resolve_weight_sync_backend(weight_sync_backend)}
+            engine_options["weight_transfer_config"] = {"backend": backend}
+        # Staging needs the worker in this process (its tensors come back without a copy) and a transport
+        # whose receive leaves the model alone; vLLM's NCCL engine receives straight into the weights.
+        self.stages_weights = in_process and backend == "gloo"
         from vllm import LLM
 
         self.model_path = str(model_path)
@@ -102,6 +113,10 @@ class VLLMGenerator:
         self._sync_initialized = False
         self._incomplete_update: int | None = None  # version of an update that failed part-way
         self._asleep = False
+        self._engine_lock = threading.RLock()
+        self._staging_lock = threading.Lock()
+        self._staged: tuple[int, list] | None = None  # the newest received version, not loaded yet
+        self.weight_timing = {"updates": 0, "receive_s": 0.0, "load_s": 0.0}  # load_s: sampling paused for it
 
     @staticmethod
     def _default_eager() -> bool:
@@ -129,6 +144,23 @@ class VLLMGenerator:
                           top_p: float = 1.0) -> list[list[Sample]]:
         """One batched engine call for requests that each continue their own token ids (a multi-turn
         trajectory's context, a branch's shared prefix) with their own budget, seed and stop strings."""
+        with self._engine_lock:
+            self._load_staged()
+            return self._generate(requests, temperature, top_p)
+
+    def rollout_requests(self, requests: list[GenerationRequest], **sampling) -> tuple[int, list[list[Sample]]]:
+        """:meth:`generate_requests` and the policy version that produced the samples."""
+        with self._engine_lock:
+            samples = self.generate_requests(requests, **sampling)
+            return self.version, samples
+
+    def current_version(self) -> int:
+        """The policy version the next engine call samples with (a staged update is loaded first)."""
+        with self._engine_lock:
+            self._load_staged()
+            return self.version
+
+    def _generate(self, requests: list[GenerationRequest], temperature: float, top_p: float) -> list[list[Sample]]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
@@ -171,6 +203,11 @@ class VLLMGenerator:
     def continuation_logprobs(self, pairs: list[tuple[list[int], list[int]]]) -> list[list[float]]:
         """For each ``(context_ids, continuation_ids)``: the log-probs of the continuation's tokens after the
         context, under the current weights at temperature 1, in one batched engine call."""
+        with self._engine_lock:
+            self._load_staged()
+            return self._score(pairs)
+
+    def _score(self, pairs: list[tuple[list[int], list[int]]]) -> list[list[float]]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
@@ -203,38 +240,64 @@ class VLLMGenerator:
 
     def init_weight_sync(self, init_info: dict) -> None:
         """Joins the trainer's weight-sync group (every worker of this engine); blocks until it is formed."""
-        if self._sync_initialized:
-            self._llm.shutdown_weight_transfer_engine()
-        self._sync_initialized = False
-        self._llm.init_weight_transfer_engine({"init_info": dict(init_info)})
-        self._sync_initialized = True
+        with self._engine_lock:
+            if self._sync_initialized:
+                self._llm.shutdown_weight_transfer_engine()
+            self._sync_initialized = False
+            self._llm.init_weight_transfer_engine({"init_info": dict(init_info)})
+            self._sync_initialized = True
 
     def receive_weights(self, update_info: dict) -> int:
-        """Receives every bucket of one broadcast and loads it; returns the new policy version."""
+        """Receives every bucket of one broadcast; returns its policy version, which the next engine call
+        samples with. Staged, the receive runs alongside sampling and a failed one leaves the weights as they
+        were; in place, it waits for the engine call in flight and loads bucket by bucket."""
         if not self._sync_initialized:
             raise RuntimeError("receive_weights before init_weight_sync: the weight-sync group is not formed")
         payload = dict(update_info)
         version = int(payload.pop("version"))
-        self._incomplete_update = version
-        self._llm.start_weight_update()
-        self._llm.update_weights({"update_info": payload})
-        self._llm.finish_weight_update(weight_version=str(version))
+        if self.stages_weights:
+            from ..weight_sync.gloo_engine import receive_to_staging
+
+            started = time.monotonic()
+            (received,) = self._llm.collective_rpc(receive_to_staging, args=(payload,))
+            with self._staging_lock:
+                if self._staged is None or version > self._staged[0]:
+                    self._staged = (version, received)
+            self.weight_timing["receive_s"] += time.monotonic() - started
+            return version
+        with self._engine_lock:
+            started = time.monotonic()
+            self._incomplete_update = version
+            self._llm.start_weight_update()
+            self._llm.update_weights({"update_info": payload})
+            self._llm.finish_weight_update(weight_version=str(version))
+            self._new_weights_loaded(version, started)
+        return version
+
+    def _load_staged(self) -> None:
+        with self._staging_lock:
+            staged, self._staged = self._staged, None
+        if staged is not None:
+            self.load_weights(staged[1], staged[0])
+
+    def _new_weights_loaded(self, version: int, started: float) -> None:
         # Cached prefixes hold keys/values computed by the old weights.
         self._llm.reset_prefix_cache()
         self._incomplete_update = None
         self.version = version
-        return version
+        self.weight_timing["updates"] += 1
+        self.weight_timing["load_s"] += time.monotonic() - started
 
     def load_weights(self, named_tensors, version: int) -> int:
         """Loads tensors handed over in this process (a colocated learner's parameters) as ``version``."""
         from ..weight_sync.reload import reload_weights
 
-        self.wake_up()
-        self._incomplete_update = version
-        self._llm.collective_rpc(reload_weights, args=(list(named_tensors),))
-        self._llm.reset_prefix_cache()
-        self._incomplete_update = None
-        self.version = version
+        with self._engine_lock:
+            started = time.monotonic()
+            self.wake_up()
+            self._incomplete_update = version
+            self._llm.collective_rpc(reload_weights, args=(list(named_tensors),))
+            self._new_weights_loaded(version, started)
         return version
 
     def sleep(self) -> None:

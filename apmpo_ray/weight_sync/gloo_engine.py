@@ -8,6 +8,7 @@ CPU path exercises the code the GPU path runs; only the transport differs.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,19 +88,9 @@ class GlooWeightTransferEngine(WeightTransferEngine[GlooWeightTransferInitInfo, 
             torch.accelerator.synchronize()
 
     def receive_weights(self, update_info: GlooWeightTransferUpdateInfo) -> None:
-        if self.group is None:
-            raise RuntimeError("gloo weight transfer is not initialized: call init_weight_transfer_engine first")
-        metas = update_info.metas()
-        start = 0
         try:
-            for count in update_info.bucket_sizes:
-                bucket = metas[start:start + count]
-                start += count
-                # A fresh buffer per bucket: layerwise reload may hold on to the unpacked views until a layer
-                # is complete, which can span buckets.
-                buffer = torch.empty(sum(m.nbytes for m in bucket), dtype=torch.uint8)
-                self.group.broadcast(buffer, 0).wait()
-                self.model.load_weights(buckets.unpack(buffer, bucket))
+            for named_tensors in self.receive_buckets(update_info):
+                self.model.load_weights(named_tensors)
         except BaseException:
             # The worker forgets the update session on error, but the layers are still staged on the meta
             # device; finalizing puts real tensors back so the next full update starts from a clean state.
@@ -108,6 +99,21 @@ class GlooWeightTransferEngine(WeightTransferEngine[GlooWeightTransferInitInfo, 
             self.finish_weight_update()
             raise
 
+    def receive_buckets(self, update_info: GlooWeightTransferUpdateInfo) -> Iterator[list[tuple[str, torch.Tensor]]]:
+        """The broadcast's buckets as they arrive, each unpacked into (name, tensor) views of its own buffer."""
+        if self.group is None:
+            raise RuntimeError("gloo weight transfer is not initialized: call init_weight_transfer_engine first")
+        metas = update_info.metas()
+        start = 0
+        for count in update_info.bucket_sizes:
+            bucket = metas[start:start + count]
+            start += count
+            # A fresh buffer per bucket: layerwise reload may hold on to the unpacked views until a layer
+            # is complete, which can span buckets, and a staged update keeps them all.
+            buffer = torch.empty(sum(m.nbytes for m in bucket), dtype=torch.uint8)
+            self.group.broadcast(buffer, 0).wait()
+            yield buckets.unpack(buffer, bucket)
+
     def shutdown(self) -> None:
         if self.group is not None:
             try:
@@ -115,3 +121,11 @@ class GlooWeightTransferEngine(WeightTransferEngine[GlooWeightTransferInitInfo, 
             except Exception as exc:  # a group whose peers vanished may fail to close cleanly
                 log.warning("closing the gloo weight-transfer group failed: %s", exc)
             self.group = None
+
+
+def receive_to_staging(worker, update_info: dict[str, Any]) -> list[tuple[str, torch.Tensor]]:
+    """Run in a vLLM worker (``LLM.collective_rpc``): receives a whole broadcast without touching the model,
+    which may be sampling meanwhile; the caller loads the tensors between two engine calls."""
+    engine = worker.weight_transfer_engine
+    return [pair for named_tensors in engine.receive_buckets(engine.parse_update_info(update_info))
+            for pair in named_tensors]

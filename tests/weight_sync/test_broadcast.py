@@ -39,9 +39,13 @@ def sequence():
     return prompt, response
 
 
-def hf_logprobs(model, prompt, response):
+def hf_logprobs(model, prompt, response, forbidden_token=None):
+    """``forbidden_token``: masked out at every position, as vLLM's min_tokens does with eos."""
     with torch.no_grad():
-        logp = model(torch.tensor([prompt + response])).logits[0].double().log_softmax(-1)
+        logits = model(torch.tensor([prompt + response])).logits[0].double()
+        if forbidden_token is not None:
+            logits[:, forbidden_token] = float("-inf")
+        logp = logits.log_softmax(-1)
     return [logp[len(prompt) - 1 + i, tok].item() for i, tok in enumerate(response)]
 
 
@@ -97,5 +101,45 @@ def test_broadcast_loads_the_learners_weights_into_the_generator(generator, lear
         (group,) = ray.get(generator.generate.remote([prompt], n=4, max_new_tokens=4, seed=0), timeout=120)
         for s in group:
             assert max_gap(s.logprobs, hf_logprobs(model, prompt, s.response_ids)) < 1e-4
+    finally:
+        broadcaster.close()
+
+
+def test_a_broadcast_lands_while_a_rollout_is_in_flight_and_the_next_call_samples_with_it(
+        generator, learner_model, sequence):
+    import copy
+    import time
+
+    from apmpo_ray.rollout.types import GenerationRequest
+
+    prompt, response = sequence
+    old = ray.get(generator.ping.remote())
+    old_logprobs = vllm_logprobs(generator, prompt, response)
+    model = copy.deepcopy(learner_model)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    broadcaster = WeightBroadcaster([generator], backend="gloo", bucket_mb=0.25, timeout_s=60)
+    broadcaster.setup()
+    try:
+        # ~5 s of sampling on the reference machine; the broadcast takes milliseconds
+        long_requests = [GenerationRequest(prompt, n=64, max_tokens=40, seed=i, min_tokens=40) for i in range(16)]
+        in_flight = generator.rollout_requests.remote(long_requests)
+        time.sleep(1.5)  # let it start
+        broadcaster.broadcast(model.named_parameters(), version=old + 1)
+        assert not ray.wait([in_flight], timeout=0)[0], "the receive waited for the rollout in flight"
+        version, groups = ray.get(in_flight, timeout=120)
+        assert version == old  # that rollout sampled with the old weights, all of it
+        eos = build_tokenizer().eos_token_id
+        for sample in (groups[0][0], groups[-1][-1]):  # the first and the last drawn; eos barred by min_tokens
+            assert max_gap(sample.logprobs, hf_logprobs(learner_model, prompt, sample.response_ids, eos)) < 1e-4
+            assert max_gap(sample.logprobs, hf_logprobs(model, prompt, sample.response_ids, eos)) > 1e-2
+        assert ray.get(generator.ping.remote()) == old + 1
+        new_logprobs = vllm_logprobs(generator, prompt, response)
+        assert max_gap(new_logprobs, hf_logprobs(model, prompt, response)) < 1e-4
+        assert max_gap(new_logprobs, old_logprobs) > 1e-2
+        timing = ray.get(generator.weight_timing.remote())
+        assert timing["receive_s"] > 0 and timing["load_s"] > 0
     finally:
         broadcaster.close()
