@@ -60,6 +60,8 @@ def cpus_needed(cfg: Config) -> float:
 # vLLM's warnings at our scale are advice for large deployments (preload tcmalloc, Triton missing, eager mode).
 QUIET_ENV = {"TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "VLLM_LOGGING_LEVEL": "ERROR",
              "TORCH_CPP_LOG_LEVEL": "ERROR",  # the CPU kernels' NUMA-binding notice
+             # MLflow's bar for each appended evaluation table (log_table downloads the table so far)
+             "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
              # deprecations inside vLLM and inside DeepSpeed's ZeRO collectives (torch's c10d logger), every step
              "PYTHONWARNINGS": "ignore::FutureWarning:vllm.triton_utils.dispatcher,"
                                "ignore::FutureWarning:torch.distributed.c10d_logger"}
@@ -78,7 +80,7 @@ def connect_ray(cfg: Config) -> None:
         return
     verbose = bool(os.environ.get("APMPO_RAY_VERBOSE"))
     env_vars = {"TOKENIZERS_PARALLELISM": "false", "APMPO_RAY_VERBOSE": "1"} if verbose else dict(QUIET_ENV)
-    for key in ("VLLM_LOGGING_LEVEL", "HF_HUB_DISABLE_PROGRESS_BARS", "TORCH_CPP_LOG_LEVEL", "PYTHONWARNINGS"):
+    for key in QUIET_ENV.keys() - {"TOKENIZERS_PARALLELISM"}:
         if key in os.environ:
             env_vars[key] = os.environ[key]
     if os.environ.get("RAY_ADDRESS"):

@@ -100,7 +100,7 @@ class LearnerLoop:
             if run_id:
                 from ..tracking import RunLogger
 
-                self.logger = RunLogger(tracking_uri, run_id)
+                self.logger = RunLogger(tracking_uri, run_id, background=True)
                 self._system_metrics = self._start_system_metrics(tracking_uri, run_id)
 
     def run(self, start_step: int = 0, resume_from: str | None = None) -> None:
@@ -112,6 +112,14 @@ class LearnerLoop:
         if resume_from and self.publisher.hands_out:
             self.publisher.sync(start_step)
         self._step_started = time.monotonic()
+        try:
+            self._train(start_step)
+        finally:  # the steps logged so far reach the store, a failed run's too
+            if self.logger is not None:
+                self.logger.flush()
+        self.finish()
+
+    def _train(self, start_step: int) -> None:
         generation_before = 0.0
         for step in range(start_step, self.cfg.trainer.max_steps):
             waited = time.monotonic()
@@ -135,7 +143,6 @@ class LearnerLoop:
             every = self.cfg.trainer.checkpoint_every
             if every and ((step + 1) % every == 0 or step + 1 == self.cfg.trainer.max_steps):
                 self.save_checkpoint(step + 1)
-        self.finish()
 
     def _mark(self, phase: str) -> None:
         if self._launched_at is not None:

@@ -31,3 +31,20 @@ def test_default_store_is_sqlite_under_mlruns(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert tracking_uri("") == "http://127.0.0.1:5000"
     assert tracking_uri("sqlite:////x.db") == "sqlite:////x.db"
+
+
+def test_metrics_logged_in_the_background_are_all_in_the_store_after_flush(tmp_path):
+    import mlflow
+
+    from apmpo_ray.tracking.run import RunLogger
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    run_id = client.create_run(client.create_experiment("background")).info.run_id
+    logger = RunLogger(uri, run_id, background=True)
+    for step in range(40):
+        logger.log_metrics({"reward/mean": step / 40, "perf/step_s": 0.2, "skipped": float("nan")}, step=step)
+    logger.flush()
+    history = logger.metric_history("reward/mean")
+    assert sorted(history) == [(step, step / 40) for step in range(40)]
+    assert len(logger.metric_history("perf/step_s")) == 40 and not logger.metric_history("skipped")
