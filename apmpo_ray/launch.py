@@ -23,6 +23,7 @@ class TrainResult:
     wall_seconds: float = 0.0
     position: dict = field(default_factory=dict)
     run_url: str = ""
+    weight_sync: dict = field(default_factory=dict)  # the generators' side, see generator_weight_sync
 
 
 class StartupClock:
@@ -258,6 +259,10 @@ def train(cfg: Config, *, on_step=None, command: list[str] | None = None) -> Tra
             if on_step:
                 on_step(metrics)
         position = ray.get(coordinator.position.remote())
+        weight_sync = generator_weight_sync(cfg, generators)
+        if weight_sync:
+            RunLogger(uri, run_id).log_metrics({f"weight_sync/{k}": v for k, v in weight_sync.items()},
+                                               step=cfg.trainer.max_steps - 1)
     finally:
         _shutdown(coordinator, generators, pool)
         ray.kill(progress.actor, no_restart=True)
@@ -272,7 +277,28 @@ def train(cfg: Config, *, on_step=None, command: list[str] | None = None) -> Tra
                            f"MLflow run {run_id} holds what was logged; {hint}") from result
     logger.finish("FINISHED")
     return TrainResult(run_id, uri, final_model_dir, history, time.monotonic() - started, position,
-                       run_url=run_page(uri, run_id))
+                       run_url=run_page(uri, run_id), weight_sync=weight_sync)
+
+
+def generator_weight_sync(cfg: Config, generators: list) -> dict[str, float]:
+    """The generators' side of weight sync over the run: updates received per generator, and per update the
+    milliseconds receiving (alongside sampling where staged) and sampling paused to load."""
+    import ray
+
+    if cfg.rollout.placement != "separate":
+        return {}  # a colocated engine loads in the learner's step, which times it
+    try:
+        timings = ray.get([g.weight_timing.remote() for g in generators], timeout=30)
+    except Exception as exc:  # a generator lost at the very end costs the figure, not the run
+        log.warning("could not read the generators' weight-sync timing: %s", exc)
+        return {}
+    received, loaded = (sum(t[key] for t in timings) for key in ("received", "loaded"))
+    if not received:
+        return {}
+    return {"generator_updates": received / len(timings),
+            "generator_receive_ms": 1000 * sum(t["receive_s"] for t in timings) / received,
+            "generator_pause_ms": 1000 * sum(t["load_s"] for t in timings) / max(loaded, 1),
+            "generator_staged": float(all(t["staged"] for t in timings))}
 
 
 def log_run_inputs(cfg: Config, problems, tokenizer, uri: str, run_id: str) -> None:

@@ -65,8 +65,9 @@ def summarize(result, cfg) -> str:
            f"{mean(history, 'rollout/is_clipped_frac'):.2%})" if correction != "none" else ""),
         # the values the MLflow runs table shows: each metric's last logged value
         f"throughput      gen {last('perf/gen_tokens_per_s'):.0f} tok/s, train {last('perf/train_tokens_per_s'):.0f} "
-        f"tok/s, weight sync {last('perf/weight_sync_s'):.3f} s (last logged)",
+        "tok/s (last logged)",
         *time_lines(history),
+        *weight_sync_lines(result.weight_sync, history),
         *([f"held-out eval   pass@1 " + " -> ".join(f"{row['heldout/pass_at_1']:.3f} (step {row['step']})"
                                                   for row in evals)] if evals else []),
         f"MLflow run      {result.run_id}  ({result.tracking_uri})",
@@ -109,6 +110,20 @@ def time_lines(history: list[dict]) -> list[str]:
         if learner:
             lines.append(f"                learner (seconds since launch): {learner}")
     return lines
+
+
+def weight_sync_lines(generators: dict, history: list[dict]) -> list[str]:
+    """The learner's wait for weight sync and, in separate placement, the generators' side of it."""
+    waits = [row.get("perf/weight_sync_s", 0.0) for row in history[2:] or history]
+    line = f"weight sync     learner waited {sum(waits) / max(len(waits), 1) * 1000:.1f} ms/step"
+    if generators.get("generator_staged"):
+        line += (f"; generators received each of {generators['generator_updates']:.0f} updates in "
+                 f"{generators['generator_receive_ms']:.1f} ms while sampling (staged) and paused "
+                 f"{generators['generator_pause_ms']:.1f} ms to load it")
+    elif generators:
+        line += (f"; generators paused {generators['generator_pause_ms']:.1f} ms between rollouts for each of "
+                 f"{generators['generator_updates']:.0f} updates (received and loaded in place)")
+    return [line]
 
 
 def main(argv: list[str]) -> int:

@@ -41,6 +41,7 @@ class GeneratorActor:
     def continuation_logprobs(self, pairs):
         return self._generator.continuation_logprobs(pairs)
 
+    @ray.method(concurrency_group="weight_sync")  # answers during a rollout
     def weight_timing(self) -> dict:
         """Updates taken, seconds receiving them and seconds sampling paused to load them."""
         return dict(self._generator.weight_timing)

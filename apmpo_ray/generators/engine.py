@@ -116,7 +116,10 @@ class VLLMGenerator:
         self._engine_lock = threading.RLock()
         self._staging_lock = threading.Lock()
         self._staged: tuple[int, list] | None = None  # the newest received version, not loaded yet
-        self.weight_timing = {"updates": 0, "receive_s": 0.0, "load_s": 0.0}  # load_s: sampling paused for it
+        # staged: receive_s is the receives (alongside sampling), load_s sampling paused for the loads; in place,
+        # load_s is both. A staged version superseded before the next engine call is received, never loaded.
+        self.weight_timing = {"received": 0, "loaded": 0, "receive_s": 0.0, "load_s": 0.0,
+                              "staged": self.stages_weights}
 
     @staticmethod
     def _default_eager() -> bool:
@@ -264,6 +267,7 @@ class VLLMGenerator:
                 if self._staged is None or version > self._staged[0]:
                     self._staged = (version, received)
             self.weight_timing["receive_s"] += time.monotonic() - started
+            self.weight_timing["received"] += 1
             return version
         with self._engine_lock:
             started = time.monotonic()
@@ -272,6 +276,7 @@ class VLLMGenerator:
             self._llm.update_weights({"update_info": payload})
             self._llm.finish_weight_update(weight_version=str(version))
             self._new_weights_loaded(version, started)
+            self.weight_timing["received"] += 1
         return version
 
     def _load_staged(self) -> None:
@@ -285,7 +290,7 @@ class VLLMGenerator:
         self._llm.reset_prefix_cache()
         self._incomplete_update = None
         self.version = version
-        self.weight_timing["updates"] += 1
+        self.weight_timing["loaded"] += 1
         self.weight_timing["load_s"] += time.monotonic() - started
 
     def load_weights(self, named_tensors, version: int) -> int:

@@ -35,9 +35,13 @@ def test_training_runs_end_to_end_and_tracks_every_metric(tmp_path, ray_session)
     # max_staleness=0: every consumed group was produced by the weights of the step that consumed it
     assert all(row["rollout/staleness_max"] == 0 for row in result.history)
     assert [row["train/version"] for row in result.history] == [1, 2, 3]
+    # the generator received every version, staged alongside sampling (an in-process engine on gloo)
+    assert result.weight_sync["generator_updates"] == 3 and result.weight_sync["generator_staged"] == 1.0
+    assert result.weight_sync["generator_pause_ms"] > 0
     client = MlflowClient(result.tracking_uri)
     run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED"
+    assert run.data.metrics["weight_sync/generator_updates"] == 3
     assert run.data.params["algo.name"] == "apmpo" and run.data.tags["apmpo.algorithm"] == "apmpo"
     for key in REQUIRED_METRICS:
         history = client.get_metric_history(result.run_id, key)

@@ -140,6 +140,7 @@ def test_a_broadcast_lands_while_a_rollout_is_in_flight_and_the_next_call_sample
         assert max_gap(new_logprobs, hf_logprobs(model, prompt, response)) < 1e-4
         assert max_gap(new_logprobs, old_logprobs) > 1e-2
         timing = ray.get(generator.weight_timing.remote())
-        assert timing["receive_s"] > 0 and timing["load_s"] > 0
+        assert timing["staged"] and timing["receive_s"] > 0 and timing["load_s"] > 0
+        assert timing["loaded"] == timing["received"]  # each version was sampled with before the next came
     finally:
         broadcaster.close()
