@@ -294,7 +294,8 @@ class VLLMGenerator:
         self.weight_timing["load_s"] += time.monotonic() - started
 
     def load_weights(self, named_tensors, version: int) -> int:
-        """Loads tensors handed over in this process (a colocated learner's parameters) as ``version``."""
+        """Loads tensors held in this process (a colocated learner's parameters, a staged broadcast) as
+        ``version``."""
         from ..weight_sync.reload import reload_weights
 
         with self._engine_lock:
