@@ -126,7 +126,7 @@ def test_a_broadcast_lands_while_a_rollout_is_in_flight_and_the_next_call_sample
         # ~5 s of sampling on the reference machine; the broadcast takes milliseconds
         long_requests = [GenerationRequest(prompt, n=64, max_tokens=40, seed=i, min_tokens=40) for i in range(16)]
         in_flight = generator.rollout_requests.remote(long_requests)
-        time.sleep(1.5)  # let it start
+        time.sleep(2.0)  # let it start
         broadcaster.broadcast(model.named_parameters(), version=old + 1)
         assert not ray.wait([in_flight], timeout=0)[0], "the receive waited for the rollout in flight"
         version, groups = ray.get(in_flight, timeout=120)
