@@ -7,7 +7,8 @@
 G 8 x up to 4 new tokens, 120 steps, lr 5e-4). ``--size long``: where generation dominates, the reasoning task
 on the larger embedded model (``preset=tiny_reasoning`` with ``small_reasoning``, 5 M parameters: 32 prompts x
 G 8 x up to 64 tokens, 60 steps; apmpo-ray takes one optimizer step per batch there, as TRL does, and its
-learner both cores in separate placement). apmpo-ray runs in both placements (``rollout.placement``: separate actors, or
+learner both cores in separate placement; the default size also runs apmpo-ray with TRL's one optimizer step per
+batch, ``one-step``). apmpo-ray runs in both placements (``rollout.placement``: separate actors, or
 the engine colocated in the learner). Each runs ``--runs`` times in turn (TRL, apmpo-ray, apmpo-ray colocated,
 TRL, ...), each a fresh process timed from start to exit; the table gives median wall time, steady-state
 seconds per step, and the training reward over the first and last quarter, and the ratios to TRL.
@@ -27,8 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 JOBS = {
+    # As the quick start ships it (two optimizer steps per batch of 128), and with TRL's schedule (one).
     "default": {"preset": "tiny_cpu", "recipe": "tiny", "task": "arithmetic", "prompts": 16, "G": 8, "tokens": 4,
-                "steps": 120, "lr": 5e-4, "max_operand": 9, "num_terms": 2},
+                "steps": 120, "lr": 5e-4, "max_operand": 9, "num_terms": 2,
+                "variants": {"one-step": ["trainer.mini_batch_size=128"]}},
     # One optimizer step per batch, as TRL takes (the preset takes two), and the learner on both cores in
     # separate placement: the learner, not generation, bounds a step here (benchmarks/README.md).
     "long": {"preset": "tiny_reasoning", "recipe": "small_reasoning", "task": "chain", "prompts": 32, "G": 8,
@@ -132,7 +135,9 @@ def main(argv=None) -> None:
     extra = job.get("overrides", {})
     engines = {"trl": lambda: run_trl(args.trl_python, job),
                "apmpo-ray": lambda: run_apmpo(job, extra.get("apmpo-ray", [])),
-               "colocated": lambda: run_apmpo(job, ["rollout.placement=colocated", *extra.get("colocated", [])])}
+               "colocated": lambda: run_apmpo(job, ["rollout.placement=colocated", *extra.get("colocated", [])]),
+               # separate placement with other settings, e.g. TRL's one optimizer step per batch
+               **{name: (lambda o=overrides: run_apmpo(job, o)) for name, overrides in job.get("variants", {}).items()}}
     results: dict[str, list[dict]] = {name: [] for name in engines}
     for i in range(args.runs):
         for name, run in engines.items():
@@ -154,7 +159,7 @@ def main(argv=None) -> None:
         print(f"{name:12} {wall:16.1f} {step:8.3f} {length:16.1f} {first:18.3f} -> {last:.3f}")
     tw, ts = summary["trl"]
     print()
-    for name in ("apmpo-ray", "colocated"):
+    for name in [name for name in engines if name != "trl"]:
         aw, as_ = summary[name]
         print(f"{name} / TRL: wall {aw / tw:.2f}x, steady-state s/step {as_ / ts:.2f}x")
 
