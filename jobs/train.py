@@ -88,13 +88,17 @@ STEP_PARTS = (("waiting for the batch", "perf/learner_wait_s"), ("log-prob recom
               ("weight sync", "perf/weight_sync_s"), ("evaluation", "perf/eval_s"), ("controller", "perf/controller_s"))
 
 
+def steady_mean(history: list[dict], key: str) -> float:
+    """``key``'s mean per step in the steady state: after the first two steps."""
+    values = [row.get(key, 0.0) for row in history[2:] or history]
+    return sum(values) / max(len(values), 1)
+
+
 def time_lines(history: list[dict]) -> list[str]:
-    """Where a learner step's time goes (steady state: after the first two steps), and the start-up."""
-    steady = history[2:] or history
+    """Where a learner step's time goes (steady state), and the start-up."""
 
     def mean(key):
-        values = [row.get(key, 0.0) for row in steady]
-        return sum(values) / max(len(values), 1)
+        return steady_mean(history, key)
 
     step = mean("perf/step_s")
     if not step:
@@ -121,8 +125,7 @@ def time_lines(history: list[dict]) -> list[str]:
 
 def weight_sync_lines(generators: dict, history: list[dict]) -> list[str]:
     """The learner's wait for weight sync and, in separate placement, the generators' side of it."""
-    waits = [row.get("perf/weight_sync_s", 0.0) for row in history[2:] or history]
-    line = f"weight sync     learner waited {sum(waits) / max(len(waits), 1) * 1000:.1f} ms/step"
+    line = f"weight sync     learner waited {steady_mean(history, 'perf/weight_sync_s') * 1000:.1f} ms/step"
     if generators.get("generator_staged"):
         line += (f"; generators received each of {generators['generator_updates']:.0f} updates in "
                  f"{generators['generator_receive_ms']:.1f} ms while sampling (staged) and paused "
